@@ -1,0 +1,48 @@
+# synapse_nb: every target does its own set-up from a fresh clone.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-dev
+DEMO_DIR := build/demo
+
+.PHONY: demo test lint typecheck unit bench clean system-deps
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(VENV)/bin/python
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+# Debian packages the tests need (installed only when running as root with apt-get available).
+system-deps:
+	@bash .ci/system-deps
+
+EXAMPLE := synapse_nb/examples/sentiment-analyzer
+CLI := $(VENV)/bin/synapse-cli
+
+# The spec's sentiment-analyzer, copied to build/demo and taken through the plugin lifecycle.
+demo: $(STAMP)
+	rm -rf $(DEMO_DIR) && mkdir -p $(DEMO_DIR)
+	cp -r $(EXAMPLE) $(DEMO_DIR)/
+	$(CLI) plugin validate $(DEMO_DIR)/sentiment-analyzer
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check synapse_nb tests bench
+	$(VENV)/bin/ruff format --check synapse_nb tests bench
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+unit: $(STAMP) system-deps
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test: lint typecheck unit
+
+bench: $(STAMP) system-deps
+	$(PY) -m bench $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,88 @@
+"""``synapse-cli``: the command line. Exit codes are those of :mod:`synapse_nb.errors` (see ARCHITECTURE.md).
+
+Each command lives in its own module under ``synapse_nb/cli/`` and registers itself on a command group
+(``plugin``, ``keys``, ...) through :data:`COMMANDS`; this module only assembles the parser and turns errors
+into one ``error:`` line and an exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+from ..errors import SynapseError, UsageError
+from .output import Output
+
+__all__ = ["main"]
+
+# group -> help, and the modules that add commands to it (each defines ``register(subparsers)``).
+GROUPS: dict[str, str] = {
+    "plugin": "create, check and run plugins",
+}
+COMMANDS: list[str] = [
+    "plugin_init",
+    "plugin_validate",
+]
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises UsageError instead of printing usage and exiting."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: {message} (see --help)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="synapse-cli",
+        description="Define, validate, sign and run sandboxed synapse plugins.",
+    )
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    parser.add_argument("--version", action="version", version=_version())
+    groups = parser.add_subparsers(dest="group", metavar="COMMAND", parser_class=_Parser)
+    subparsers = {}
+    for name, help_text in GROUPS.items():
+        group = groups.add_parser(name, help=help_text, description=help_text)
+        subparsers[name] = group.add_subparsers(dest="command", metavar="SUBCOMMAND", parser_class=_Parser)
+    for module_name in COMMANDS:
+        module = importlib.import_module(f".{module_name}", __name__)
+        module.register(subparsers, groups)
+    return parser
+
+
+def _version() -> str:
+    from .. import __version__
+
+    return f"synapse-cli {__version__}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``synapse-cli`` with ``argv``; returns the exit code."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args_list
+    out = Output(json_mode="--json" in args_list, debug=debug)
+    try:
+        parser = build_parser()
+        args = parser.parse_args(args_list)
+        handler = getattr(args, "func", None)
+        if handler is None:
+            target = parser
+            if args.group:
+                target = next(
+                    a.choices[args.group] for a in parser._actions if isinstance(a, argparse._SubParsersAction)
+                )
+            target.print_help(sys.stderr)
+            return UsageError.exit_code
+        out.json_mode = bool(getattr(args, "json", False))
+        code: int = handler(args, out)
+        return code
+    except SynapseError as exc:
+        return out.fail(exc)
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        return out.internal(exc)

@@ -1,0 +1,250 @@
+"""Running a handler: import handler.py, find its class, drive setup/execute/teardown.
+
+This is the code that runs *next to the plugin*: inside the jailed worker (see ``sandbox/guest.py``) and, in
+the in-process debug mode, in the caller's own process. Both use the same :class:`HandlerHost`, so a result is
+the same whichever way it was obtained. Standard library only (the guest imports it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import inspect
+import json
+import sys
+import traceback
+import types
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .errors import HandlerError, PluginFailed, Problem
+from .sdk import BaseHandler, Context, install_synapse_alias
+
+__all__ = ["HandlerHost", "describe_exception", "find_handler_classes", "load_handler_module"]
+
+
+def load_handler_module(plugin_dir: Path, entry_file: str = "handler.py", *, module_name: str = "handler") -> Any:
+    """Import ``plugin_dir/entry_file`` as ``module_name`` with the plugin folder first on ``sys.path``."""
+    install_synapse_alias()
+    folder = str(plugin_dir)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    spec = importlib.util.spec_from_file_location(module_name, plugin_dir / entry_file)
+    if spec is None or spec.loader is None:
+        raise HandlerError(f"cannot import {entry_file}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def find_handler_classes(module: types.ModuleType) -> list[type[BaseHandler]]:
+    """Handler classes *defined* in ``module`` (imported ones do not count), in source order."""
+    found = [
+        obj
+        for obj in vars(module).values()
+        if isinstance(obj, type)
+        and issubclass(obj, BaseHandler)
+        and obj is not BaseHandler
+        and obj.__module__ == module.__name__
+    ]
+
+    def line(cls: type) -> int:
+        try:
+            return inspect.getsourcelines(cls)[1]
+        except (OSError, TypeError):
+            return 0
+
+    return sorted(found, key=line)
+
+
+def _class_line(cls: type) -> int | None:
+    try:
+        return inspect.getsourcelines(cls)[1]
+    except (OSError, TypeError):
+        return None
+
+
+def select_handler_class(module: types.ModuleType, entry_file: str, class_name: str | None) -> type[BaseHandler]:
+    """The single handler class, or the one named by ``spec.execution.entrypoint``; HandlerError otherwise."""
+    if class_name is not None:
+        obj = getattr(module, class_name, None)
+        if obj is None:
+            raise HandlerError.from_problems([Problem(entry_file, f"entrypoint class {class_name!r} is not defined")])
+        if not (isinstance(obj, type) and issubclass(obj, BaseHandler)):
+            raise HandlerError.from_problems(
+                [
+                    Problem(
+                        entry_file,
+                        f"entrypoint {class_name!r} is not a BaseHandler subclass",
+                        _class_line(obj),
+                    )
+                ]
+            )
+        return obj
+    classes = find_handler_classes(module)
+    if not classes:
+        raise HandlerError.from_problems(
+            [
+                Problem(
+                    entry_file,
+                    "defines no handler: add a class deriving from BaseHandler "
+                    "(from synapse_nb.sdk import BaseHandler)",
+                )
+            ]
+        )
+    if len(classes) > 1:
+        listed = ", ".join(f"{c.__name__} (line {_class_line(c)})" for c in classes)
+        raise HandlerError.from_problems(
+            [
+                Problem(
+                    entry_file,
+                    f"defines {len(classes)} handler classes: {listed}; keep one, or name it in "
+                    f"spec.execution.entrypoint ('{entry_file}:{classes[0].__name__}')",
+                    _class_line(classes[1]),
+                )
+            ]
+        )
+    cls = classes[0]
+    if cls.execute is BaseHandler.execute and cls.execute_batch is BaseHandler.execute_batch:
+        raise HandlerError.from_problems(
+            [
+                Problem(
+                    entry_file,
+                    f"{cls.__name__} does not implement execute(self, validated_data)",
+                    _class_line(cls),
+                )
+            ]
+        )
+    return cls
+
+
+def describe_exception(exc: BaseException, plugin_dir: Path) -> dict[str, Any]:
+    """Type, message, innermost location inside the plugin folder, and a short traceback of an exception."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    root = str(plugin_dir)
+    location = None
+    for frame in reversed(frames):
+        if frame.filename.startswith(root):
+            rel = Path(frame.filename).relative_to(plugin_dir).as_posix()
+            location = f"{rel}:{frame.lineno} in {frame.name}"
+            break
+    if isinstance(exc, SyntaxError) and exc.filename and str(exc.filename).startswith(root):
+        rel = Path(exc.filename).relative_to(plugin_dir).as_posix()
+        location = f"{rel}:{exc.lineno}"
+    message = str(exc).splitlines()[0] if str(exc) else ""
+    tb = traceback.format_exception(type(exc), exc, exc.__traceback__)
+    return {
+        "type": type(exc).__name__,
+        "message": message[:2000],
+        "location": location,
+        "traceback": "".join(tb)[-8000:],
+    }
+
+
+def _call(method: Callable[..., Any], *args: Any) -> Any:
+    """Call a lifecycle hook that a handler may have written as ``def`` or ``async def``."""
+    return method(*args)
+
+
+class HandlerHost:
+    """One handler instance and the event loop its coroutines run on."""
+
+    def __init__(self, plugin_dir: Path, context: Context, *, entrypoint: str | None = None) -> None:
+        self.plugin_dir = plugin_dir
+        self.context = context
+        self.entry_file, _, class_name = (entrypoint or "handler.py").partition(":")
+        self.class_name = class_name or None
+        self.handler: BaseHandler | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # The loop is created lazily: a plugin with only `def` methods never pays for one.
+    def _await(self, value: Any) -> Any:
+        if not inspect.isawaitable(value):
+            return value
+        if self._loop is None:
+            self._loop = asyncio.new_event_loop()
+        return self._loop.run_until_complete(value)
+
+    def load(self, module_name: str = "handler") -> type[BaseHandler]:
+        module = load_handler_module(self.plugin_dir, self.entry_file, module_name=module_name)
+        return select_handler_class(module, self.entry_file, self.class_name)
+
+    def start(self, state: dict[str, Any] | None = None, *, module_name: str = "handler") -> None:
+        """Import, instantiate, restore ``state`` and run ``setup``."""
+        cls = self.load(module_name)
+        handler = cls()
+        handler.context = self.context
+        if state:
+            handler.state = dict(state)
+        self._await(_call(handler.setup, self.context))
+        self.handler = handler
+
+    def _require(self) -> BaseHandler:
+        if self.handler is None:
+            raise PluginFailed("handler is not started")
+        return self.handler
+
+    def call(self, payload: Any, *, endpoint: str | None = None, prevalidated: bool = False) -> Any:
+        handler = self._require()
+        self.context.endpoint = endpoint
+        handler._synapse_prevalidated = ("input_schema.json", payload) if prevalidated else None
+        try:
+            validated = self._await(handler.validate_input(payload))
+            return self._await(handler.execute(validated))
+        finally:
+            handler._synapse_prevalidated = None
+
+    def call_batch(self, items: list[Any], *, endpoint: str | None = None, prevalidated: bool = False) -> list[Any]:
+        handler = self._require()
+        self.context.endpoint = endpoint
+        validated = []
+        for item in items:
+            handler._synapse_prevalidated = ("input_schema.json", item) if prevalidated else None
+            validated.append(self._await(handler.validate_input(item)))
+        handler._synapse_prevalidated = None
+        results = self._await(handler.execute_batch(validated))
+        if not isinstance(results, list) or len(results) != len(items):
+            got = f"{len(results)} results" if isinstance(results, list) else type(results).__name__
+            raise PluginFailed(f"execute_batch must return a list of {len(items)} results, got {got}")
+        return results
+
+    def state(self) -> dict[str, Any]:
+        return dict(self._require().state)
+
+    def stop(self) -> dict[str, Any]:
+        """Run ``teardown`` and return the state to save."""
+        handler = self._require()
+        try:
+            self._await(_call(handler.teardown))
+        finally:
+            if self._loop is not None:
+                self._loop.close()
+                self._loop = None
+        return dict(handler.state)
+
+
+def check_main(argv: list[str] | None = None) -> int:
+    """``check_main([PLUGIN_DIR, ENTRYPOINT, RESULT_FD])``: import handler.py, write its class as JSON to the fd.
+
+    Used by ``plugin validate`` in a separate process so that a handler's import side effects (and crashes)
+    never touch the caller; the report travels on its own file descriptor, apart from the handler's stdout.
+    """
+    args = sys.argv[1:] if argv is None else argv
+    plugin_dir = Path(args[0]).resolve()
+    entrypoint = args[1] or None
+    result_fd = int(args[2])
+    entry_file, _, class_name = (entrypoint or "handler.py").partition(":")
+    out: dict[str, Any]
+    try:
+        module = load_handler_module(plugin_dir, entry_file, module_name="handler")
+        cls = select_handler_class(module, entry_file, class_name or None)
+        out = {"ok": True, "class": cls.__name__, "line": _class_line(cls)}
+    except HandlerError as exc:
+        out = {"ok": False, "handler_error": [p.to_json() for p in exc.problems] or [{"message": str(exc)}]}
+    except BaseException as exc:  # the handler's own code failed while importing
+        out = {"ok": False, "exception": describe_exception(exc, plugin_dir)}
+    with open(result_fd, "w", encoding="utf-8") as fh:
+        json.dump(out, fh)
+    return 0

@@ -1,0 +1,258 @@
+"""A plugin's ``schemas/`` folder: JSON Schemas checked for their draft, ``$ref`` between siblings, validation.
+
+Every ``*.json`` file in ``schemas/`` is loaded and registered with a :mod:`referencing` registry under its file
+name (and under its ``$id`` when it has one), so ``{"$ref": "common.json#/$defs/text"}`` works between sibling
+files. Nothing is ever fetched from the network: a ``$ref`` that leaves the folder is an error at validation
+time, not a surprise at the first call.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urldefrag, urljoin
+
+from .errors import Problem, SchemaError, ValidationError
+
+if TYPE_CHECKING:
+    from referencing import Registry
+
+__all__ = [
+    "INPUT_SCHEMA",
+    "OUTPUT_SCHEMA",
+    "SCHEMA_DIR",
+    "SchemaSet",
+    "load_schemas",
+    "validator_class_for",
+]
+
+SCHEMA_DIR = "schemas"
+INPUT_SCHEMA = "input_schema.json"
+OUTPUT_SCHEMA = "output_schema.json"
+MAX_SCHEMA_BYTES = 1 << 20
+
+_DRAFTS = {
+    "http://json-schema.org/draft-04/schema": "Draft4Validator",
+    "http://json-schema.org/draft-06/schema": "Draft6Validator",
+    "http://json-schema.org/draft-07/schema": "Draft7Validator",
+    "https://json-schema.org/draft/2019-09/schema": "Draft201909Validator",
+    "https://json-schema.org/draft/2020-12/schema": "Draft202012Validator",
+}
+DEFAULT_DRAFT = "http://json-schema.org/draft-07/schema"
+
+
+def _normalise_draft_uri(uri: str) -> str:
+    uri = uri.rstrip("#")
+    if uri.startswith("https://json-schema.org/draft-0"):
+        uri = "http://" + uri.removeprefix("https://")
+    if uri.startswith("http://json-schema.org/draft/"):
+        uri = "https://" + uri.removeprefix("http://")
+    return uri
+
+
+def validator_class_for(schema: Any, *, file: str = "schema") -> Any:
+    """The jsonschema validator class for the schema's declared ``$schema`` (draft-07 when absent)."""
+    import jsonschema
+
+    declared = schema.get("$schema", DEFAULT_DRAFT) if isinstance(schema, dict) else DEFAULT_DRAFT
+    if not isinstance(declared, str):
+        raise SchemaError.from_problems([Problem(file, "$schema must be a string URI", pointer="/$schema")])
+    name = _DRAFTS.get(_normalise_draft_uri(declared))
+    if name is None:
+        supported = ", ".join(sorted(_DRAFTS))
+        raise SchemaError.from_problems(
+            [Problem(file, f"unsupported $schema {declared!r}; use one of: {supported}", pointer="/$schema")]
+        )
+    return getattr(jsonschema, name)
+
+
+def _pointer(path: Any) -> str:
+    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in path)
+
+
+def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"duplicate key {key!r}")
+        out[key] = value
+    return out
+
+
+def _refs(node: Any, base: str, path: tuple[Any, ...] = ()) -> list[tuple[str, str, tuple[Any, ...]]]:
+    """Every ($ref value, base URI it resolves against, path) in a schema document."""
+    found: list[tuple[str, str, tuple[Any, ...]]] = []
+    if isinstance(node, dict):
+        if isinstance(node.get("$id"), str):
+            base = urljoin(base, node["$id"])
+        for key, value in node.items():
+            if key in ("$ref", "$dynamicRef") and isinstance(value, str):
+                found.append((value, base, (*path, key)))
+            elif key not in ("const", "enum", "examples", "default"):
+                found.extend(_refs(value, base, (*path, key)))
+    elif isinstance(node, list):
+        for i, item in enumerate(node):
+            found.extend(_refs(item, base, (*path, i)))
+    return found
+
+
+@dataclass
+class SchemaSet:
+    """The checked schemas of one plugin, ready to validate payloads. Build it with :func:`load_schemas`."""
+
+    folder: Path
+    schemas: dict[str, Any]
+    registry: Registry
+    plugin: str | None = None
+    _validators: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def validator(self, name: str) -> Any:
+        """A compiled validator for ``name`` (e.g. ``input_schema.json``), cached."""
+        validator = self._validators.get(name)
+        if validator is None:
+            if name not in self.schemas:
+                known = ", ".join(sorted(self.schemas)) or "none"
+                raise SchemaError(f"no schema named {name!r} in {SCHEMA_DIR}/ (have: {known})", plugin=self.plugin)
+            schema = self.schemas[name]
+            cls = validator_class_for(schema, file=f"{SCHEMA_DIR}/{name}")
+            validator = cls(schema, registry=self.registry, format_checker=cls.FORMAT_CHECKER)
+            self._validators[name] = validator
+        return validator
+
+    def validate(self, name: str, payload: Any, *, direction: str | None = None) -> Any:
+        """Return ``payload`` if it matches schema ``name``; else raise :class:`ValidationError` with its pointer."""
+        validator = self.validator(name)
+        if validator.is_valid(payload):
+            return payload
+        raise validation_error(validator, payload, name=name, direction=direction, plugin=self.plugin)
+
+
+def validation_error(
+    validator: Any, payload: Any, *, name: str, direction: str | None, plugin: str | None
+) -> ValidationError:
+    """The :class:`ValidationError` for an invalid payload: the most relevant error, with the count of others."""
+    from jsonschema.exceptions import best_match
+
+    errors = list(validator.iter_errors(payload))
+    best = best_match(errors)
+    if best is None:  # pragma: no cover - is_valid said False, so there is at least one error
+        raise ValueError("validation_error() called with a valid payload")
+    pointer = _pointer(best.absolute_path)
+    what = direction or "payload"
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    message = f"{what} failed validation against {name}: {pointer or '/'}: {best.message}{more}"
+    details = [f"{_pointer(e.absolute_path) or '/'}: {e.message}" for e in errors[1:6]]
+    return ValidationError(message, plugin=plugin, pointer=pointer, schema=name, direction=direction, details=details)
+
+
+def _load_one(path: Path, display: str) -> tuple[Any, list[Problem]]:
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        return None, [Problem(display, f"cannot read: {exc.strerror}")]
+    if len(raw) > MAX_SCHEMA_BYTES:
+        return None, [Problem(display, f"file is over the {MAX_SCHEMA_BYTES >> 20} MiB limit for a schema")]
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return None, [Problem(display, "not UTF-8 text; is this a binary file?")]
+    try:
+        schema = json.loads(text, object_pairs_hook=_reject_duplicates)
+    except json.JSONDecodeError as exc:
+        return None, [Problem(display, f"not valid JSON: {exc.msg}", exc.lineno, exc.colno)]
+    except ValueError as exc:
+        return None, [Problem(display, f"not valid JSON: {exc}")]
+    if not isinstance(schema, (dict, bool)):
+        return None, [Problem(display, f"a schema must be an object or a boolean, got {type(schema).__name__}")]
+    try:
+        cls = validator_class_for(schema, file=display)
+    except SchemaError as exc:
+        return None, exc.problems
+    from jsonschema.exceptions import SchemaError as JsonSchemaError
+
+    problems = [
+        Problem(
+            display,
+            f"not a valid {_draft_name(cls)} schema: {err.message}",
+            pointer=_pointer(err.absolute_path),
+        )
+        for err in sorted(cls(cls.META_SCHEMA).iter_errors(schema), key=lambda e: list(map(str, e.absolute_path)))
+    ]
+    if not problems:
+        try:
+            cls.check_schema(schema)
+        except JsonSchemaError as exc:  # pragma: no cover - iter_errors above already found it
+            problems.append(Problem(display, f"not a valid schema: {exc.message}"))
+    return schema, problems
+
+
+def _draft_name(cls: Any) -> str:
+    return str(cls.__name__).removesuffix("Validator").replace("Draft", "draft-").replace("draft-20", "draft 20")
+
+
+def load_schemas(
+    plugin_dir: str | Path,
+    *,
+    plugin: str | None = None,
+    required: tuple[str, ...] = (INPUT_SCHEMA, OUTPUT_SCHEMA),
+    display_root: str | None = None,
+) -> SchemaSet:
+    """Load and check every schema in ``plugin_dir/schemas``; :class:`SchemaError` lists every problem."""
+    from referencing import Registry, Resource
+    from referencing.exceptions import NoSuchResource, Unresolvable
+    from referencing.jsonschema import specification_with
+
+    folder = Path(plugin_dir) / SCHEMA_DIR
+    root = display_root if display_root is not None else str(plugin_dir)
+
+    def shown(name: str) -> str:
+        return f"{root}/{SCHEMA_DIR}/{name}" if root else f"{SCHEMA_DIR}/{name}"
+
+    problems: list[Problem] = []
+    schemas: dict[str, Any] = {}
+    if not folder.is_dir():
+        raise SchemaError.from_problems(
+            [Problem(shown(""), f"missing {SCHEMA_DIR}/ folder (needs {', '.join(required)})")], plugin=plugin
+        )
+    for name in required:
+        if not (folder / name).is_file():
+            problems.append(Problem(shown(name), "missing; every plugin declares its input and output schema"))
+    for path in sorted(folder.glob("*.json")):
+        schema, found = _load_one(path, shown(path.name))
+        problems.extend(found)
+        if schema is not None and not found:
+            schemas[path.name] = schema
+    if problems:
+        raise SchemaError.from_problems(problems, plugin=plugin)
+
+    def refuse(uri: str) -> Any:
+        raise NoSuchResource(ref=uri)  # type: ignore[call-arg]
+
+    registry: Registry = Registry(retrieve=refuse)  # type: ignore[call-arg]
+    for name, schema in schemas.items():
+        draft = validator_class_for(schema).META_SCHEMA.get("$schema", DEFAULT_DRAFT)
+        resource = Resource.from_contents(schema, default_specification=specification_with(draft))
+        registry = registry.with_resources([(name, resource), (f"./{name}", resource)])
+        if resource.id():
+            registry = registry.with_resource(resource.id(), resource)  # type: ignore[arg-type]
+    registry = registry.crawl()
+    for name, schema in schemas.items():
+        base = schema.get("$id", name) if isinstance(schema, dict) else name
+        for ref, ref_base, ref_path in _refs(schema, base):
+            target = urljoin(ref_base, ref) if ref_base else ref
+            try:
+                registry.resolver(base_uri=ref_base).lookup(ref)
+            except Unresolvable:
+                where, _ = urldefrag(target)
+                if where and "://" in where:
+                    why = "remote $ref fetching is disabled; copy that schema into schemas/ and refer to it by name"
+                else:
+                    why = "no such sibling schema or location"
+                problems.append(
+                    Problem(shown(name), f"$ref {ref!r} cannot be resolved: {why}", pointer=_pointer(ref_path))
+                )
+    if problems:
+        raise SchemaError.from_problems(problems, plugin=plugin)
+    return SchemaSet(folder=folder, schemas=schemas, registry=registry, plugin=plugin)

@@ -1,0 +1,159 @@
+"""The plugin SDK: subclass :class:`BaseHandler` in your plugin's ``handler.py``.
+
+Handlers written as the SynapseEngine spec shows work unchanged::
+
+    from synapse.sdk import BaseHandler          # or: from synapse_nb.sdk import BaseHandler
+
+    class CustomProcessor(BaseHandler):
+        def validate_input(self, payload):
+            return self.validate_with_schema('input_schema.json', payload)
+
+        async def execute(self, validated_data):
+            return {"result": [len(validated_data["text"])]}
+
+``synapse.sdk`` is an alias that exists only on a plugin's own import path (inside its worker), never as an
+installed top-level ``synapse`` package. This module imports only the standard library (plus jsonschema,
+lazily, the first time a handler validates against a schema itself) so that workers start fast.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import sys
+import types
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from .errors import ValidationError  # re-exported: handlers may catch it
+
+if TYPE_CHECKING:
+    from .schemas import SchemaSet
+
+__all__ = ["BaseHandler", "Context", "SessionStore", "ValidationError", "install_synapse_alias"]
+
+
+class SessionStore(Protocol):
+    """Key-value session data with a TTL, shared across calls and workers (``context.session``)."""
+
+    def get(self, key: str, default: Any = None) -> Any: ...
+
+    def set(self, key: str, value: Any, ttl: float | None = None) -> None: ...
+
+    def delete(self, key: str) -> None: ...
+
+
+class _NoSession:
+    """Used until a session backend is configured: every access says how to get one."""
+
+    def _fail(self) -> Any:
+        raise RuntimeError("no session store is configured for this plugin run")
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._fail()
+
+    def set(self, key: str, value: Any, ttl: float | None = None) -> None:
+        self._fail()
+
+    def delete(self, key: str) -> None:
+        self._fail()
+
+
+@dataclass
+class Context:
+    """What a handler knows about the run it is part of; passed to :meth:`BaseHandler.setup`."""
+
+    plugin: str
+    version: str
+    plugin_dir: Path
+    isolation: str = "in-process"
+    endpoint: str | None = None
+    secrets: Mapping[str, str] = field(default_factory=dict)
+    session: SessionStore = field(default_factory=_NoSession)
+    logger: logging.Logger = field(default_factory=lambda: logging.getLogger("synapse_nb.plugin"))
+
+
+class BaseHandler:
+    """Base class of every plugin handler.
+
+    Lifecycle: the runtime creates the handler once per worker, restores :attr:`state`, calls :meth:`setup`
+    (do expensive initialisation here: load models, compile regexes), then for every call runs
+    :meth:`validate_input` and :meth:`execute` (or :meth:`execute_batch` for a batch), and finally
+    :meth:`teardown`, after which :attr:`state` is saved. Input and output are also validated against
+    ``schemas/`` by the host, outside the sandbox; validation here is for the handler's own benefit.
+    """
+
+    #: JSON-serialisable state, restored at activation and saved at teardown and after each successful call.
+    state: dict[str, Any]
+    #: Set by the runtime before :meth:`setup`.
+    context: Context
+    # Runtime bookkeeping: the schemas once loaded, and the payload the host has already validated.
+    _synapse_schemas: SchemaSet | None = None
+    _synapse_prevalidated: tuple[str, Any] | None = None
+
+    def __init__(self) -> None:
+        self.state = {}
+
+    # -- lifecycle ---------------------------------------------------------------------------------------------
+    def setup(self, context: Context) -> None:
+        """Ahead-of-time initialisation, run once per worker before the first call."""
+
+    def validate_input(self, payload: Any) -> Any:
+        """Check and normalise the payload; the default validates it against ``input_schema.json``."""
+        return self.validate_with_schema("input_schema.json", payload)
+
+    async def execute(self, validated_data: Any) -> Any:
+        """Process one validated input and return a JSON-serialisable result. ``def`` works as well."""
+        raise NotImplementedError(f"{type(self).__name__} must implement execute(self, validated_data)")
+
+    async def execute_batch(self, items: list[Any]) -> list[Any]:
+        """Process a list of validated inputs; the default calls :meth:`execute` on each, in order."""
+        results = []
+        for item in items:
+            result = self.execute(item)
+            if hasattr(result, "__await__"):
+                result = await result
+            results.append(result)
+        return results
+
+    def teardown(self) -> None:
+        """Release resources; :attr:`state` is saved after this returns."""
+
+    # -- helpers -----------------------------------------------------------------------------------------------
+    def validate_with_schema(self, name: str, payload: Any) -> Any:
+        """Return ``payload`` if it matches ``schemas/<name>``; raise :class:`ValidationError` with its pointer."""
+        # The runtime validated this very payload against input_schema.json on the host already; the host is
+        # the trust anchor, so doing it again here would only cost time.
+        marker = self._synapse_prevalidated
+        if marker is not None and marker[0] == name and marker[1] is payload:
+            return payload
+        return self._synapse_schema_set().validate(name, payload)
+
+    def _synapse_schema_set(self) -> SchemaSet:
+        schemas = self._synapse_schemas
+        if schemas is None:
+            from .schemas import load_schemas
+
+            plugin_dir = self.context.plugin_dir if hasattr(self, "context") else Path(".")
+            plugin = self.context.plugin if hasattr(self, "context") else None
+            schemas = load_schemas(plugin_dir, plugin=plugin, required=(), display_root="")
+            self._synapse_schemas = schemas
+        return schemas
+
+
+def install_synapse_alias() -> None:
+    """Make ``import synapse.sdk`` resolve to this module, unless a real ``synapse`` package is importable.
+
+    Called by the runtime in a plugin's own process before its handler is imported.
+    """
+    if "synapse" in sys.modules:
+        return
+    if importlib.util.find_spec("synapse") is not None:
+        return
+    package = types.ModuleType("synapse", "Alias of synapse_nb for handlers written against the spec's SDK.")
+    package.__path__ = []
+    package.sdk = sys.modules[__name__]  # type: ignore[attr-defined]
+    sys.modules["synapse"] = package
+    sys.modules["synapse.sdk"] = sys.modules[__name__]
