@@ -1,0 +1,281 @@
+"""The canonical file set of a plugin folder, and host-owned read-only snapshots of it.
+
+The file set is what gets signed and what a worker runs: every regular file in the folder as
+``(relative POSIX path, size, sha256)``, sorted by the UTF-8 bytes of the path, excluding only the signature
+file. Bytecode (``__pycache__/``, ``*.pyc``, ``*.pyo``) is dropped, never listed: workers run with bytecode
+writing off from a snapshot that holds no bytecode, so unsigned bytecode can never be loaded. Anything that
+could make two readers disagree about the folder is refused: symlinks, special files, names that are not
+NFC-normalised UTF-8, backslashes, control characters, and names that collide case-insensitively.
+
+A :class:`Snapshot` is a content-addressed copy under ``SYNAPSE_HOME/cache/plugins/<digest>`` made by hashing
+each file *while* copying it, so the digest describes exactly the bytes a worker will see (no window between
+check and use). Files are 0444 and folders 0555, owned by the host user.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import stat
+import tempfile
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import InvalidError, Problem
+
+__all__ = [
+    "SIGNATURE_FILE",
+    "FileEntry",
+    "FileSet",
+    "FileSetError",
+    "Snapshot",
+    "scan_folder",
+    "snapshot_folder",
+]
+
+SIGNATURE_FILE = "synapse.sig.json"
+BYTECODE_DIRS = frozenset({"__pycache__"})
+BYTECODE_SUFFIXES = (".pyc", ".pyo")
+MAX_FILES = 100_000
+_CHUNK = 1 << 20
+
+
+class FileSetError(InvalidError):
+    """The folder holds something a signed file set cannot describe unambiguously."""
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """One file of a plugin: relative POSIX path, size in bytes and hex sha256."""
+
+    path: str
+    size: int
+    sha256: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"path": self.path, "size": self.size, "sha256": self.sha256}
+
+
+@dataclass(frozen=True)
+class FileSet:
+    """The sorted file entries of a plugin folder."""
+
+    entries: tuple[FileEntry, ...]
+
+    @property
+    def digest(self) -> str:
+        """sha256 of the canonical JSON of the entries: the identity of this exact set of bytes."""
+        canonical = json.dumps([e.to_json() for e in self.entries], sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+    @property
+    def total_size(self) -> int:
+        return sum(e.size for e in self.entries)
+
+    def by_path(self) -> dict[str, FileEntry]:
+        return {e.path: e for e in self.entries}
+
+    def to_json(self) -> list[dict[str, Any]]:
+        return [e.to_json() for e in self.entries]
+
+    @classmethod
+    def from_json(cls, data: list[dict[str, Any]]) -> FileSet:
+        return cls(tuple(FileEntry(str(d["path"]), int(d["size"]), str(d["sha256"])) for d in data))
+
+
+def is_bytecode(rel_parts: tuple[str, ...]) -> bool:
+    return any(p in BYTECODE_DIRS for p in rel_parts) or rel_parts[-1].endswith(BYTECODE_SUFFIXES)
+
+
+def _name_problem(name: str) -> str | None:
+    if "\\" in name:
+        return "contains a backslash"
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        return "contains a control character"
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return "is not valid UTF-8"
+    if unicodedata.normalize("NFC", name) != name:
+        return "is not NFC-normalised Unicode"
+    if name in (".", ".."):
+        return "is a relative path component"
+    return None
+
+
+def _walk(folder: Path, exclude: frozenset[str]) -> tuple[list[tuple[str, Path]], list[Problem]]:
+    """Every regular file as (relative POSIX path, absolute path); problems for everything refused."""
+    files: list[tuple[str, Path]] = []
+    problems: list[Problem] = []
+    shown = str(folder)
+    stack: list[tuple[Path, tuple[str, ...]]] = [(folder, ())]
+    while stack:
+        current, parts = stack.pop()
+        try:
+            entries = sorted(os.scandir(current), key=lambda e: e.name)
+        except OSError as exc:
+            problems.append(Problem(f"{shown}/{'/'.join(parts)}", f"cannot list: {exc.strerror}"))
+            continue
+        for entry in entries:
+            rel_parts = (*parts, entry.name)
+            rel = "/".join(rel_parts)
+            if entry.is_dir(follow_symlinks=False) and entry.name in BYTECODE_DIRS:
+                continue
+            why = _name_problem(entry.name)
+            if why is not None:
+                problems.append(Problem(f"{shown}/{rel}", f"file name {entry.name!r} {why}"))
+                continue
+            mode = entry.stat(follow_symlinks=False).st_mode
+            if stat.S_ISLNK(mode):
+                problems.append(Problem(f"{shown}/{rel}", "is a symbolic link; plugins hold regular files only"))
+            elif stat.S_ISDIR(mode):
+                stack.append((Path(entry.path), rel_parts))
+            elif not stat.S_ISREG(mode):
+                problems.append(Problem(f"{shown}/{rel}", "is a special file (device, FIFO or socket)"))
+            elif rel in exclude or is_bytecode(rel_parts):
+                continue
+            else:
+                files.append((rel, Path(entry.path)))
+            if len(files) > MAX_FILES:
+                problems.append(Problem(shown, f"holds more than {MAX_FILES} files"))
+                return files, problems
+    seen: dict[str, str] = {}
+    for rel, _ in files:
+        key = rel.casefold()
+        if key in seen:
+            problems.append(Problem(f"{shown}/{rel}", f"collides case-insensitively with {seen[key]!r}"))
+        seen.setdefault(key, rel)
+    files.sort(key=lambda item: item[0].encode("utf-8"))
+    return files, problems
+
+
+def _hash_file(path: Path, copy_to: Path | None = None) -> tuple[int, str]:
+    digest = hashlib.sha256()
+    size = 0
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(path, flags)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise FileSetError(f"{path} changed into a special file while being read")
+        out = open(copy_to, "xb") if copy_to is not None else None  # noqa: SIM115 - closed below
+        try:
+            while chunk := os.read(fd, _CHUNK):
+                digest.update(chunk)
+                size += len(chunk)
+                if out is not None:
+                    out.write(chunk)
+        finally:
+            if out is not None:
+                out.close()
+    finally:
+        os.close(fd)
+    return size, digest.hexdigest()
+
+
+def scan_folder(folder: str | Path, *, exclude: tuple[str, ...] = (SIGNATURE_FILE,)) -> FileSet:
+    """The canonical file set of ``folder``; :class:`FileSetError` lists everything refused."""
+    root = Path(folder)
+    files, problems = _walk(root, frozenset(exclude))
+    if problems:
+        raise FileSetError.from_problems(problems, plugin=root.resolve().name)
+    entries = []
+    for rel, path in files:
+        size, sha = _hash_file(path)
+        entries.append(FileEntry(rel, size, sha))
+    return FileSet(tuple(entries))
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A read-only, content-addressed copy of a plugin folder (its signature file included, when present)."""
+
+    path: Path
+    files: FileSet
+
+    @property
+    def digest(self) -> str:
+        return self.files.digest
+
+
+def _make_read_only(root: Path) -> None:
+    for dirpath, _dirnames, filenames in os.walk(root):
+        for name in filenames:
+            os.chmod(os.path.join(dirpath, name), 0o444)
+        os.chmod(dirpath, 0o555)
+
+
+def snapshot_folder(folder: str | Path, cache_root: Path) -> Snapshot:
+    """Copy ``folder`` into ``cache_root/<digest>``, hashing every byte as it is copied.
+
+    An existing snapshot with the same digest is reused. The signature file, if present, is copied along
+    (it is not part of the digest) so that verification can run against the copy itself.
+    """
+    root = Path(folder)
+    files, problems = _walk(root, frozenset({SIGNATURE_FILE}))
+    if problems:
+        raise FileSetError.from_problems(problems, plugin=root.resolve().name)
+    cache_root.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=cache_root))
+    try:
+        entries = []
+        for rel, path in files:
+            target = staging / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            size, sha = _hash_file(path, copy_to=target)
+            entries.append(FileEntry(rel, size, sha))
+        sig = root / SIGNATURE_FILE
+        if sig.is_file() and not sig.is_symlink():
+            _hash_file(sig, copy_to=staging / SIGNATURE_FILE)
+        fileset = FileSet(tuple(entries))
+        final = cache_root / fileset.digest
+        _make_read_only(staging)
+        if final.exists():
+            # Same bytes already there; refresh the signature copy only when it differs.
+            existing_sig = final / SIGNATURE_FILE
+            new_sig = staging / SIGNATURE_FILE
+            if _read_or_none(existing_sig) != _read_or_none(new_sig):
+                _replace_signature(final, new_sig)
+            _remove_tree(staging)
+        else:
+            try:
+                staging.rename(final)
+            except OSError:  # another process won the race with identical content
+                _remove_tree(staging)
+        return Snapshot(path=final, files=fileset)
+    except BaseException:
+        _remove_tree(staging)
+        raise
+
+
+def _read_or_none(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
+
+
+def _replace_signature(final: Path, new_sig: Path) -> None:
+    os.chmod(final, 0o755)
+    try:
+        target = final / SIGNATURE_FILE
+        if new_sig.exists():
+            tmp = final / (SIGNATURE_FILE + ".tmp")
+            shutil.copyfile(new_sig, tmp)
+            os.chmod(tmp, 0o444)
+            os.replace(tmp, target)
+        elif target.exists():
+            target.unlink()
+    finally:
+        os.chmod(final, 0o555)
+
+
+def _remove_tree(path: Path) -> None:
+    if not path.exists():
+        return
+    for dirpath, _dirnames, _filenames in os.walk(path):
+        os.chmod(dirpath, 0o755)
+    shutil.rmtree(path, ignore_errors=True)
