@@ -7,11 +7,15 @@ names below are imported on first access. In IPython, ``%load_ext synapse_nb`` r
 from __future__ import annotations
 
 import importlib as _importlib
-from typing import TYPE_CHECKING, Any
+
+# Not `from typing import TYPE_CHECKING`: the guest runtime imports this package at every cold start.
+TYPE_CHECKING = False
 
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:  # explicit imports for type checkers and readers; resolved lazily at run time
+    from typing import Any
+
     from .anatomy import PluginFolder, validate_folder
     from .errors import (
         CircuitOpen,

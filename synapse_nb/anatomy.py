@@ -150,15 +150,20 @@ def check_handler(
     return None, None, [Problem(shown, message, line)]
 
 
-def validate_folder(folder: str | Path, *, check_import: bool = True, python: str | None = None) -> PluginFolder:
-    """Check a plugin folder whole; :class:`InvalidError` (or a subclass) lists every problem found."""
+def validate_folder(
+    folder: str | Path, *, check_import: bool = True, python: str | None = None, display: str | Path | None = None
+) -> PluginFolder:
+    """Check a plugin folder whole; :class:`InvalidError` (or a subclass) lists every problem found.
+
+    ``display`` names the folder in messages when ``folder`` is a copy (a snapshot) of what the user gave.
+    """
     path = Path(folder)
-    shown_root = display_path(folder)
+    shown_root = display_path(display if display is not None else folder)
     if not path.is_dir():
         raise InvalidError.from_problems([Problem(shown_root, "is not a plugin folder (no such directory)")])
     problems: list[Problem] = []
     error_types: list[type[InvalidError]] = []
-    plugin = path.resolve().name
+    plugin = Path(shown_root).resolve().name
 
     def collect(exc: InvalidError) -> None:
         problems.extend(exc.problems or [Problem(shown_root, str(exc))])
@@ -166,7 +171,7 @@ def validate_folder(folder: str | Path, *, check_import: bool = True, python: st
 
     manifest = schemas = requirements = None
     try:
-        manifest = load_manifest(path, display=display_path(folder, MANIFEST_FILE))
+        manifest = load_manifest(path, display=display_path(shown_root, MANIFEST_FILE))
         plugin = manifest.name
     except InvalidError as exc:
         collect(exc)
@@ -175,12 +180,12 @@ def validate_folder(folder: str | Path, *, check_import: bool = True, python: st
     except InvalidError as exc:
         collect(exc)
     try:
-        requirements = load_requirements(path, display=display_path(folder, "requirements.txt"))
+        requirements = load_requirements(path, display=display_path(shown_root, "requirements.txt"))
     except InvalidError as exc:
         collect(exc)
     if not (path / TESTS_DIR).is_dir():
         problems.append(
-            Problem(display_path(folder, TESTS_DIR + "/"), "missing; every plugin ships tests (pytest files)")
+            Problem(display_path(shown_root, TESTS_DIR + "/"), "missing; every plugin ships tests (pytest files)")
         )
         error_types.append(InvalidError)
     handler_class = handler_line = None
@@ -191,7 +196,8 @@ def validate_folder(folder: str | Path, *, check_import: bool = True, python: st
             problems.extend(found)
             error_types.append(HandlerError)
     else:
-        found = _compile_problems(path / (entrypoint or HANDLER_FILE).split(":")[0], display_path(folder, HANDLER_FILE))
+        entry_file = (entrypoint or HANDLER_FILE).split(":")[0]
+        found = _compile_problems(path / entry_file, display_path(shown_root, entry_file))
         if found:
             problems.extend(found)
             error_types.append(HandlerError)

@@ -27,8 +27,10 @@ This module imports only the standard library: the sandbox's guest runtime impor
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+# The guest runtime imports this module at every cold start: no dataclasses, no typing at run time.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "EXIT_CODE_NAMES",
@@ -52,15 +54,37 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
 class Problem:
-    """One located problem in a plugin file: ``file:line:col: pointer: message``."""
+    """One located problem in a plugin file: ``file:line:col: pointer: message`` (immutable)."""
+
+    __slots__ = ("col", "file", "line", "message", "pointer")
 
     file: str
     message: str
-    line: int | None = None
-    col: int | None = None
-    pointer: str | None = None
+    line: int | None
+    col: int | None
+    pointer: str | None
+
+    def __init__(
+        self, file: str, message: str, line: int | None = None, col: int | None = None, pointer: str | None = None
+    ) -> None:
+        for name, value in (("file", file), ("message", message), ("line", line), ("col", col), ("pointer", pointer)):
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"Problem is immutable; cannot set {name!r}")
+
+    def _key(self) -> tuple[str, str, int | None, int | None, str | None]:
+        return (self.file, self.message, self.line, self.col, self.pointer)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Problem) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return f"Problem({str(self)!r})"
 
     def __str__(self) -> str:
         where = self.file

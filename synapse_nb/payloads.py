@@ -62,10 +62,9 @@ def check_result_json(result: Any, *, plugin: str, max_bytes: int = DEFAULT_MAX_
 
 
 def _validate(schemas: SchemaSet, name: str, value: Any, direction: str) -> Any:
-    validator = schemas.validator(name)
-    if validator.is_valid(value):
+    if schemas.check(name)(value):
         return value
-    raise validation_error(validator, value, name=name, direction=direction, plugin=schemas.plugin)
+    raise validation_error(schemas.validator(name), value, name=name, direction=direction, plugin=schemas.plugin)
 
 
 def validate_input(schemas: SchemaSet, payload: Any) -> Any:

@@ -9,12 +9,14 @@ time, not a surprise at the first call.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urldefrag, urljoin
 
 from .errors import Problem, SchemaError, ValidationError
+from .fastschema import compile_is_valid
 
 if TYPE_CHECKING:
     from referencing import Registry
@@ -41,6 +43,13 @@ _DRAFTS = {
     "https://json-schema.org/draft/2020-12/schema": "Draft202012Validator",
 }
 DEFAULT_DRAFT = "http://json-schema.org/draft-07/schema"
+_DRAFT_NUMBERS = {
+    "Draft4Validator": 4,
+    "Draft6Validator": 6,
+    "Draft7Validator": 7,
+    "Draft201909Validator": 2019,
+    "Draft202012Validator": 2020,
+}
 
 
 def _normalise_draft_uri(uri: str) -> str:
@@ -107,6 +116,7 @@ class SchemaSet:
     registry: Registry
     plugin: str | None = None
     _validators: dict[str, Any] = field(default_factory=dict, repr=False)
+    _checks: dict[str, Callable[[Any], bool]] = field(default_factory=dict, repr=False)
 
     def validator(self, name: str) -> Any:
         """A compiled validator for ``name`` (e.g. ``input_schema.json``), cached."""
@@ -121,12 +131,24 @@ class SchemaSet:
             self._validators[name] = validator
         return validator
 
+    def check(self, name: str) -> Callable[[Any], bool]:
+        """The fastest correct ``is_valid`` for schema ``name``: compiled when possible, else jsonschema's."""
+        check = self._checks.get(name)
+        if check is None:
+            validator = self.validator(name)
+            draft = _DRAFT_NUMBERS.get(type(validator).__name__, 7)
+            compiled = compile_is_valid(self.schemas[name], draft)
+            is_valid = validator.is_valid
+            # A compiled "no" is always confirmed by jsonschema, the source of truth.
+            check = is_valid if compiled is None else (lambda x, c=compiled, v=is_valid: c(x) or v(x))
+            self._checks[name] = check
+        return check
+
     def validate(self, name: str, payload: Any, *, direction: str | None = None) -> Any:
         """Return ``payload`` if it matches schema ``name``; else raise :class:`ValidationError` with its pointer."""
-        validator = self.validator(name)
-        if validator.is_valid(payload):
+        if self.check(name)(payload):
             return payload
-        raise validation_error(validator, payload, name=name, direction=direction, plugin=self.plugin)
+        raise validation_error(self.validator(name), payload, name=name, direction=direction, plugin=self.plugin)
 
 
 def validation_error(

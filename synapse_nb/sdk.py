@@ -19,30 +19,23 @@ lazily, the first time a handler validates against a schema itself) so that work
 from __future__ import annotations
 
 import importlib.util
-import logging
 import sys
 import types
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
 
 from .errors import ValidationError  # re-exported: handlers may catch it
 
+# Every import here is paid at each worker's cold start: no typing, dataclasses, logging or pathlib at run time.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import logging
+    from collections.abc import Mapping
+    from pathlib import Path
+    from typing import Any
+
     from .schemas import SchemaSet
+    from .session import SessionStore
 
-__all__ = ["BaseHandler", "Context", "SessionStore", "ValidationError", "install_synapse_alias"]
-
-
-class SessionStore(Protocol):
-    """Key-value session data with a TTL, shared across calls and workers (``context.session``)."""
-
-    def get(self, key: str, default: Any = None) -> Any: ...
-
-    def set(self, key: str, value: Any, ttl: float | None = None) -> None: ...
-
-    def delete(self, key: str) -> None: ...
+__all__ = ["BaseHandler", "Context", "ValidationError", "install_synapse_alias"]
 
 
 class _NoSession:
@@ -61,18 +54,47 @@ class _NoSession:
         self._fail()
 
 
-@dataclass
 class Context:
-    """What a handler knows about the run it is part of; passed to :meth:`BaseHandler.setup`."""
+    """What a handler knows about the run it is part of; passed to :meth:`BaseHandler.setup`.
 
-    plugin: str
-    version: str
-    plugin_dir: Path
-    isolation: str = "in-process"
-    endpoint: str | None = None
-    secrets: Mapping[str, str] = field(default_factory=dict)
-    session: SessionStore = field(default_factory=_NoSession)
-    logger: logging.Logger = field(default_factory=lambda: logging.getLogger("synapse_nb.plugin"))
+    ``plugin_dir`` is the plugin's folder (``/plugin`` inside the sandbox), ``isolation`` how it runs
+    (``nsjail``, ``process`` or ``in-process``), ``endpoint`` the interface endpoint of the current call,
+    ``secrets`` the host environment variables named in ``spec.secrets`` and ``session`` the session store.
+    """
+
+    def __init__(
+        self,
+        plugin: str,
+        version: str,
+        plugin_dir: str | Path,
+        *,
+        isolation: str = "in-process",
+        endpoint: str | None = None,
+        secrets: Mapping[str, str] | None = None,
+        session: SessionStore | None = None,
+    ) -> None:
+        self.plugin = plugin
+        self.version = version
+        self._plugin_dir = str(plugin_dir)
+        self.isolation = isolation
+        self.endpoint = endpoint
+        self.secrets: Mapping[str, str] = dict(secrets or {})
+        self.session: SessionStore = session if session is not None else _NoSession()
+
+    @property
+    def plugin_dir(self) -> Path:
+        from pathlib import Path  # imported on first use: most handlers never ask
+
+        return Path(self._plugin_dir)
+
+    @property
+    def logger(self) -> logging.Logger:
+        import logging
+
+        return logging.getLogger(f"synapse_nb.plugin.{self.plugin}")
+
+    def __repr__(self) -> str:
+        return f"Context(plugin={self.plugin!r}, version={self.version!r}, isolation={self.isolation!r})"
 
 
 class BaseHandler:
@@ -136,7 +158,7 @@ class BaseHandler:
         if schemas is None:
             from .schemas import load_schemas
 
-            plugin_dir = self.context.plugin_dir if hasattr(self, "context") else Path(".")
+            plugin_dir = self.context.plugin_dir if hasattr(self, "context") else "."
             plugin = self.context.plugin if hasattr(self, "context") else None
             schemas = load_schemas(plugin_dir, plugin=plugin, required=(), display_root="")
             self._synapse_schemas = schemas

@@ -1,0 +1,238 @@
+"""Sandbox benchmarks: cold start, warm call latency and worker memory, each against a same-run baseline.
+
+- cold start: ``load(path).run(payload)`` for a no-op plugin, against the floor of the *same* jail (same
+  nsjail configuration, same cgroup placement) running ``python -c "import json"`` until it signals;
+- warm call p50/p99: a no-op call with host-side input and output validation, against a
+  ``concurrent.futures.ProcessPoolExecutor`` round trip of the same function and a raw pipe echo to a Python
+  child (the practical floor);
+- memory: RSS of a warm no-op worker's interpreter;
+- where nsjail's start-up goes: the floor with network namespace, loopback and cgroups switched off in turn
+  (informational rows, no target).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+from synapse_nb.plugin import load
+from synapse_nb.sandbox.cgroups import WorkerCgroup
+from synapse_nb.sandbox.host import detect_host
+from synapse_nb.sandbox.jail import build_jail
+from synapse_nb.sandbox.worker import CGROUP_WRAPPER
+
+from .common import Row, percentile
+
+NOOP_HANDLER = """\
+from synapse_nb.sdk import BaseHandler
+
+
+class Noop(BaseHandler):
+    def execute(self, validated_data):
+        return {"ok": True}
+"""
+MANIFEST = """\
+apiVersion: synapse.io/v1
+kind: AIPlugin
+metadata:
+  name: noop
+  version: 1.0.0
+spec:
+  runtime: python3
+  execution:
+    timeout: 5s
+"""
+INPUT_SCHEMA = {"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]}
+OUTPUT_SCHEMA = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}
+PAYLOAD = {"text": "hello world"}
+
+
+def make_noop(root: Path) -> Path:
+    folder = root / "noop"
+    (folder / "schemas").mkdir(parents=True)
+    (folder / "tests").mkdir()
+    (folder / "tests" / "test_noop.py").write_text("def test_noop(plugin):\n    assert plugin.run({'text': 'x'})\n")
+    (folder / "manifest.yaml").write_text(MANIFEST)
+    (folder / "handler.py").write_text(NOOP_HANDLER)
+    (folder / "requirements.txt").write_text("")
+    (folder / "schemas" / "input_schema.json").write_text(json.dumps(INPUT_SCHEMA))
+    (folder / "schemas" / "output_schema.json").write_text(json.dumps(OUTPUT_SCHEMA))
+    return folder
+
+
+def noop(payload: dict[str, Any]) -> dict[str, Any]:
+    return {"ok": True}
+
+
+# -- cold start ------------------------------------------------------------------------------------------------
+def floor_start(plugin: Any, *, cgroups: bool = True, newnet: bool = True, lo: bool = True) -> float:
+    """ms until ``python -c "import json"`` runs inside the same jail (it writes one byte on a pipe)."""
+    host = plugin.host
+    r, w = os.pipe()
+    config = build_jail(plugin.policy, plugin.spec.layout, host, request_fd=w, reply_fd=w, log_fd=2)
+    fields = []
+    for key, value in config.fields:
+        if key == "exec_bin":
+            code = f"import json, os; os.write({w}, b'x')"
+            value = [
+                ("path", str(host.python)),
+                ("arg", "-I"),
+                ("arg", "-S"),
+                ("arg", "-B"),
+                ("arg", "-c"),
+                ("arg", code),
+            ]
+        if key == "clone_newnet":
+            value = newnet
+        fields.append((key, value))
+    if not lo:
+        fields.append(("iface_no_lo", True))
+    text = dataclasses.replace(config, fields=fields).to_text()
+    with tempfile.NamedTemporaryFile("w", suffix=".cfg", delete=False) as fh:
+        fh.write(text)
+    argv = [str(host.nsjail), "--config", fh.name]
+    cgroup = None
+    t0 = time.perf_counter()
+    if cgroups:
+        cgroup = WorkerCgroup(host.cgroups, memory_bytes=plugin.policy.memory_mb << 20, pids_max=plugin.policy.pids_max)
+        argv = ["/bin/sh", "-c", CGROUP_WRAPPER, "sh", *map(str, cgroup.procs_files), "--", *argv]
+    proc = subprocess.Popen(argv, pass_fds=(w,), stdin=subprocess.DEVNULL, start_new_session=True)
+    os.close(w)
+    os.read(r, 1)
+    elapsed = (time.perf_counter() - t0) * 1000
+    proc.wait()
+    os.close(r)
+    os.unlink(fh.name)
+    if cgroup:
+        cgroup.remove()
+    return elapsed
+
+
+def cold_start(folder: Path) -> float:
+    t0 = time.perf_counter()
+    plugin = load(folder)
+    plugin.run(PAYLOAD)
+    elapsed = (time.perf_counter() - t0) * 1000
+    plugin.teardown()
+    return elapsed
+
+
+# -- warm calls ------------------------------------------------------------------------------------------------
+ECHO_CHILD = textwrap.dedent(
+    """
+    import os, sys
+    r, w = int(sys.argv[1]), int(sys.argv[2])
+    while True:
+        data = os.read(r, 65536)
+        if not data:
+            break
+        os.write(w, data)
+    """
+)
+
+
+def raw_echo(n: int) -> list[float]:
+    r1, w1 = os.pipe()
+    r2, w2 = os.pipe()
+    child = subprocess.Popen([sys.executable, "-I", "-S", "-c", ECHO_CHILD, str(r1), str(w2)], pass_fds=(r1, w2))
+    os.close(r1)
+    os.close(w2)
+    msg = json.dumps(PAYLOAD).encode()
+    samples = []
+    for i in range(n + 200):
+        t0 = time.perf_counter()
+        os.write(w1, msg)
+        os.read(r2, 65536)
+        if i >= 200:
+            samples.append((time.perf_counter() - t0) * 1000)
+    os.close(w1)
+    child.wait()
+    os.close(r2)
+    return sorted(samples)
+
+
+def pool_round_trip(n: int) -> list[float]:
+    samples = []
+    with concurrent.futures.ProcessPoolExecutor(max_workers=1) as pool:
+        for i in range(n + 200):
+            t0 = time.perf_counter()
+            pool.submit(noop, PAYLOAD).result()
+            if i >= 200:
+                samples.append((time.perf_counter() - t0) * 1000)
+    return sorted(samples)
+
+
+def warm_calls(folder: Path, n: int) -> tuple[list[float], int]:
+    plugin = load(folder)
+    samples = []
+    for i in range(n + 200):
+        t0 = time.perf_counter()
+        plugin.run(PAYLOAD)
+        if i >= 200:
+            samples.append((time.perf_counter() - t0) * 1000)
+    rss = plugin.worker.rss_bytes() if plugin.worker else 0
+    plugin.teardown()
+    return sorted(samples), rss
+
+
+def run(quick: bool = False) -> list[Row]:
+    host = detect_host()
+    if host.nsjail is None or not host.is_root:
+        raise SystemExit("bench_sandbox needs nsjail and root")
+    home = Path(tempfile.mkdtemp(prefix="synapse-bench-"))
+    os.environ["SYNAPSE_HOME"] = str(home / "home")
+    try:
+        folder = make_noop(home)
+        plugin = load(folder)  # warms imports and the bytecode of the guest runtime
+        plugin.run(PAYLOAD)
+        plugin.teardown()
+        rounds = 7 if quick else 25
+        ours, floor = [], []
+        variants: dict[str, list[float]] = {"no cgroups": [], "no network namespace": [], "no loopback": []}
+        for _ in range(rounds):  # interleaved, so that machine noise hits both alike
+            floor.append(floor_start(plugin))
+            ours.append(cold_start(folder))
+            variants["no cgroups"].append(floor_start(plugin, cgroups=False))
+            variants["no network namespace"].append(floor_start(plugin, newnet=False))
+            variants["no loopback"].append(floor_start(plugin, lo=False))
+        n = 2000 if quick else 20000
+        pool = pool_round_trip(n)
+        echo = raw_echo(n)
+        calls, rss = warm_calls(folder, n)
+        floor_ms = statistics.median(floor)
+        rows = [
+            Row(
+                "sandbox",
+                "cold start (load + first result)",
+                statistics.median(ours),
+                floor_ms,
+                "same jail, python -c 'import json'",
+                1.5,
+            ),
+            Row(
+                "sandbox", "warm call p50", percentile(calls, 50), percentile(pool, 50), "ProcessPoolExecutor p50", 0.8
+            ),
+            Row(
+                "sandbox", "warm call p99", percentile(calls, 99), percentile(pool, 99), "ProcessPoolExecutor p99", 0.8
+            ),
+            Row("sandbox", "warm call p50", percentile(calls, 50), percentile(echo, 50), "raw pipe echo p50", 2.5),
+            Row("sandbox", "warm call p99", percentile(calls, 99), percentile(echo, 99), "raw pipe echo p99", 2.5),
+            Row("sandbox", "warm no-op worker RSS", rss / (1 << 20), 30.0, "target 30 MiB", 1.0, unit="MiB"),
+        ]
+        for name, values in variants.items():
+            rows.append(Row("nsjail start-up", f"floor with {name}", statistics.median(values), floor_ms,
+                            "floor (full jail)", float("inf")))  # fmt: skip
+        return rows
+    finally:
+        shutil.rmtree(home, ignore_errors=True)

@@ -1,0 +1,73 @@
+"""``synapse-cli plugin run PATH [--input JSON | --input @FILE | stdin] [--endpoint NAME] [--json]``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..errors import SynapseError, UsageError, ValidationError
+from .output import Output
+
+
+def register(subparsers: dict[str, Any], groups: Any) -> None:
+    p = subparsers["plugin"].add_parser(
+        "run",
+        help="run a plugin once in the sandbox",
+        description="Activate the plugin in its sandbox, run one input through it, print the validated result.",
+    )
+    p.add_argument("path", metavar="PATH", help="plugin folder")
+    p.add_argument("--input", dest="input", help="the input as JSON, or @FILE to read it from a file (default: stdin)")
+    p.add_argument("--endpoint", help="interface endpoint name (default: the first)")
+    p.add_argument("--json", action="store_true", help="print one JSON object with the result and its metadata")
+    p.set_defaults(func=run)
+
+
+def read_input(spec: str | None) -> Any:
+    """Parse ``--input``: JSON text, ``@FILE``, or stdin when absent."""
+    if spec is None:
+        if sys.stdin.isatty():
+            raise UsageError("no input: pass --input JSON, --input @FILE, or pipe JSON on stdin")
+        text, source = sys.stdin.read(), "stdin"
+    elif spec.startswith("@"):
+        path = Path(spec[1:])
+        try:
+            text, source = path.read_text(encoding="utf-8"), str(path)
+        except OSError as exc:
+            raise UsageError(f"cannot read input file {str(path)!r}: {exc.strerror}") from exc
+    else:
+        text, source = spec, "--input"
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValidationError(
+            f"input from {source} is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})",
+            pointer="",
+            direction="input",
+        ) from None
+
+
+def run(args: argparse.Namespace, out: Output) -> int:
+    from ..plugin import Plugin
+
+    payload = read_input(args.input)
+    plugin = Plugin(args.path)
+    meta: dict[str, Any] = {"plugin": plugin.name, "version": str(plugin.manifest.version)}
+    try:
+        invocation = plugin.invoke(payload, endpoint=args.endpoint)
+    except SynapseError as exc:
+        meta["isolation"] = plugin.isolation
+        plugin.teardown()
+        return out.fail(exc, meta=meta)
+    plugin.teardown()
+    meta = invocation.meta
+    if plugin.last_start is not None:
+        meta["cold_start_ms"] = round(plugin.last_start.cold_start_ms, 3)
+    if not out.json_mode:
+        for stream in ("stdout", "stderr"):
+            for line in (meta.get(stream) or "").splitlines():
+                print(f"[{plugin.name} {stream}] {line}", file=sys.stderr)
+        print(json.dumps(invocation.result, indent=2, ensure_ascii=False))
+    return out.ok(invocation.result, meta=meta)

@@ -1,0 +1,204 @@
+"""A compiled ``is_valid`` for the common subset of JSON Schema, for the per-call hot path.
+
+Every call validates its input and its output on the host. ``jsonschema`` takes ~20 µs for even a small
+object schema, a large share of a warm call's budget, so schemas written only with the keywords below are
+compiled into closures that answer "valid?" in about a microsecond. Anything else (``$ref``, ``format``,
+``patternProperties``, ``oneOf``...) is not compiled and ``jsonschema`` decides, as it also does whenever the
+compiled check says "invalid" (to produce the located error). ``jsonschema`` remains the source of truth:
+``tests/test_fastschema.py`` checks that both agree on generated schemas and instances.
+
+Supported: boolean schemas; ``type`` (one or a list); ``properties``, ``required``, ``additionalProperties``
+(boolean or schema); ``items`` (one schema; not tuple form / ``prefixItems``); ``minItems``/``maxItems``;
+``minLength``/``maxLength``; ``pattern``; ``minimum``/``maximum``/``exclusiveMinimum``/``exclusiveMaximum``
+(numeric form, draft 6 and later); ``enum``/``const`` of strings, null and booleans; annotations
+(``title``, ``description``, ``default``, ``examples``, ``$comment``, ``$schema``, ``$id`` at the root,
+``deprecated``, ``readOnly``, ``writeOnly``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["compile_is_valid"]
+
+Check = Callable[[Any], bool]
+
+_ANNOTATIONS = frozenset(
+    {"title", "description", "default", "examples", "$comment", "deprecated", "readOnly", "writeOnly"}
+)
+_SUPPORTED = _ANNOTATIONS | {
+    "type",
+    "properties",
+    "required",
+    "additionalProperties",
+    "items",
+    "minItems",
+    "maxItems",
+    "minLength",
+    "maxLength",
+    "pattern",
+    "minimum",
+    "maximum",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
+    "enum",
+    "const",
+}
+
+
+class _Unsupported(Exception):
+    """The schema uses something this compiler does not handle; jsonschema decides instead."""
+
+
+def _is_number(x: Any) -> bool:
+    return type(x) in (int, float)
+
+
+def _type_check(name: str) -> Check:
+    if name == "object":
+        return lambda x: type(x) is dict
+    if name == "array":
+        return lambda x: type(x) is list
+    if name == "string":
+        return lambda x: type(x) is str
+    if name == "boolean":
+        return lambda x: type(x) is bool
+    if name == "null":
+        return lambda x: x is None
+    if name == "number":
+        return _is_number
+    if name == "integer":  # from draft 6 on, 1.0 is an integer
+        return lambda x: type(x) is int or (type(x) is float and x.is_integer())
+    raise _Unsupported(f"type {name!r}")
+
+
+def _bound_check(key: str, bound: float) -> Check:
+    if key == "minimum":
+        return lambda x: not _is_number(x) or x >= bound
+    if key == "maximum":
+        return lambda x: not _is_number(x) or x <= bound
+    if key == "exclusiveMinimum":
+        return lambda x: not _is_number(x) or x > bound
+    return lambda x: not _is_number(x) or x < bound
+
+
+def _literal(value: Any) -> tuple[type, Any]:
+    if value is None or type(value) in (str, bool):
+        return (type(value), value)
+    raise _Unsupported("enum/const of numbers or containers")  # jsonschema's equality rules apply there
+
+
+def _compile(schema: Any, draft: int, root: bool) -> Check:
+    if schema is True:
+        return lambda x: True
+    if schema is False:
+        return lambda x: False
+    if type(schema) is not dict:
+        raise _Unsupported("schema is not an object")
+    keys = set(schema) - ({"$schema", "$id"} if root else set())
+    if not keys <= _SUPPORTED:
+        raise _Unsupported(", ".join(sorted(keys - _SUPPORTED)))
+    checks: list[Check] = []
+
+    if "type" in schema:
+        names = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
+        tests = tuple(_type_check(n) for n in names)
+        if len(tests) == 1:
+            checks.append(tests[0])
+        else:
+
+            def any_type(x: Any) -> bool:
+                return any(f(x) for f in tests)
+
+            checks.append(any_type)
+
+    if "enum" in schema:
+        allowed = {_literal(v) for v in schema["enum"]}
+        checks.append(lambda x: (type(x), x) in allowed if x is None or type(x) in (str, bool) else False)
+    if "const" in schema:
+        expected = _literal(schema["const"])
+        checks.append(lambda x: (x is None or type(x) in (str, bool)) and (type(x), x) == expected)
+
+    if "minLength" in schema:
+        low = schema["minLength"]
+        checks.append(lambda x: type(x) is not str or len(x) >= low)
+    if "maxLength" in schema:
+        high = schema["maxLength"]
+        checks.append(lambda x: type(x) is not str or len(x) <= high)
+    if "pattern" in schema:
+        search = re.compile(schema["pattern"]).search
+        checks.append(lambda x: type(x) is not str or search(x) is not None)
+
+    for key in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+        if key in schema:
+            bound = schema[key]
+            if not _is_number(bound):
+                raise _Unsupported(f"non-numeric {key}")
+            checks.append(_bound_check(key, bound))
+
+    if "minItems" in schema:
+        fewest = schema["minItems"]
+        checks.append(lambda x: type(x) is not list or len(x) >= fewest)
+    if "maxItems" in schema:
+        most = schema["maxItems"]
+        checks.append(lambda x: type(x) is not list or len(x) <= most)
+    if "items" in schema:
+        if isinstance(schema["items"], list):
+            raise _Unsupported("tuple-form items")
+        item = _compile(schema["items"], draft, False)
+        checks.append(lambda x: type(x) is not list or all(item(v) for v in x))
+
+    props = {k: _compile(v, draft, False) for k, v in schema.get("properties", {}).items()}
+    required = tuple(schema.get("required", ()))
+    extra = schema.get("additionalProperties", True)
+    extra_check = None if extra is True else _compile(extra, draft, False)
+    if props or required or extra_check is not None:
+
+        def check_object(x: Any) -> bool:
+            if type(x) is not dict:
+                return True
+            for name in required:
+                if name not in x:
+                    return False
+            for name, value in x.items():
+                test = props.get(name)
+                if test is not None:
+                    if not test(value):
+                        return False
+                elif extra_check is not None and not extra_check(value):
+                    return False
+            return True
+
+        checks.append(check_object)
+
+    if not checks:
+        return lambda x: True
+    if len(checks) == 1:
+        return checks[0]
+    if len(checks) == 2:
+        first, second = checks
+        return lambda x: first(x) and second(x)
+
+    def check_all(x: Any) -> bool:
+        for f in checks:  # noqa: SIM110 - a plain loop is faster than all() over a generator here
+            if not f(x):
+                return False
+        return True
+
+    return check_all
+
+
+def compile_is_valid(schema: Any, draft: int) -> Check | None:
+    """A fast ``is_valid`` for ``schema`` (``draft``: 6, 7, 2019 or 2020), or None when not supported.
+
+    Draft 4 is left to jsonschema: its vocabulary differs (no ``const``, boolean exclusive bounds, no boolean
+    schemas, integers exclude 1.0) and it is rare in new plugins.
+    """
+    if draft < 6:
+        return None
+    try:
+        return _compile(schema, draft, True)
+    except (_Unsupported, re.error, TypeError):
+        return None

@@ -1,0 +1,289 @@
+"""A plugin activated in the sandbox: the object ``synapse_nb.load(path)`` returns.
+
+Activation takes a read-only, content-addressed snapshot of the folder (hashing while copying), validates the
+snapshot (manifest, schemas, requirements, tests/), checks that the interpreter and the kernel environment
+satisfy the plugin, and starts a warm jailed worker (cold start). Every call then goes through the host-side
+checks of :mod:`synapse_nb.payloads` around one round trip to the worker. A worker that dies or times out is
+killed and replaced; the plugin's state continues from the last checkpoint.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import threading
+import time
+import weakref
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .anatomy import PluginFolder, display_path, validate_folder
+from .config import Config, load_config
+from .environments.kernel import unsatisfied
+from .errors import SandboxError, SynapseError
+from .fileset import Snapshot, snapshot_folder
+from .manifest import Manifest
+from .paths import synapse_home
+from .payloads import encode_payload, validate_input, validate_output
+from .sandbox.host import HostInfo, detect_host
+from .sandbox.jail import JailConfig, JailLayout, build_jail
+from .sandbox.policy import SandboxPolicy
+from .sandbox.worker import CallResult, StartInfo, Worker, WorkerSpec
+
+__all__ = ["Invocation", "Plugin", "load"]
+
+_live_workers: weakref.WeakSet[Worker] = weakref.WeakSet()
+RECYCLE_CHECK_EVERY = 1000
+
+
+@atexit.register
+def _kill_live_workers() -> None:
+    for worker in list(_live_workers):
+        worker.kill("interpreter exit")
+
+
+@dataclass
+class Invocation:
+    """A call's validated result and what is known about how it was obtained."""
+
+    result: Any
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+class Plugin:
+    """A plugin whose worker runs under nsjail. Use :func:`load` to create one."""
+
+    def __init__(
+        self,
+        folder: str | Path,
+        *,
+        state: dict[str, Any] | None = None,
+        config: Config | None = None,
+        host: HostInfo | None = None,
+        activate: bool = True,
+    ) -> None:
+        self.source = Path(folder)
+        self.config = config or load_config()
+        settings = self.config.sandbox
+        self.host = host or detect_host(settings.nsjail)
+        shown = display_path(folder)
+        self.snapshot: Snapshot = snapshot_folder(self.source, synapse_home() / "cache" / "plugins")
+        self.folder: PluginFolder = validate_folder(self.snapshot.path, check_import=False, display=shown)
+        self.manifest: Manifest = self.folder.manifest
+        self.name = self.manifest.name
+        self._check_runtime()
+        self.policy = SandboxPolicy.from_manifest(self.manifest, settings)
+        secrets = {k: os.environ[k] for k in self.manifest.secrets if k in os.environ}
+        self.spec = WorkerSpec(
+            plugin=self.name,
+            version=str(self.manifest.version),
+            digest=self.snapshot.digest,
+            layout=JailLayout(
+                plugin_dir=self.snapshot.path, site_dirs=self.host.site_dirs, extra_dirs=self.host.extra_dirs
+            ),
+            policy=self.policy,
+            entrypoint=self.manifest.execution.entrypoint,
+            secrets=secrets,
+        )
+        self._state: dict[str, Any] = dict(state or {})
+        self._lock = threading.Lock()
+        self._worker: Worker | None = None
+        self._starting: threading.Thread | None = None
+        self._start_error: SynapseError | None = None
+        self.last_start: StartInfo | None = None
+        self.calls = 0
+        self.errors = 0
+        self._closed = False
+        if activate:
+            self.activate()
+
+    def activate(self) -> StartInfo | None:
+        """Start the warm worker now (the cold start), unless one is running; returns its StartInfo."""
+        return self._worker_for_call()[1]
+
+    def jail_config(self) -> JailConfig:
+        """The exact nsjail configuration this plugin's workers run under (file descriptors are placeholders)."""
+        return build_jail(self.policy, self.spec.layout, self.host, name=self.name)
+
+    # -- activation --------------------------------------------------------------------------------------------
+    def _check_runtime(self) -> None:
+        if not self.manifest.runtime.satisfied_by(self.host.python_version):
+            have = "python{}.{}".format(*self.host.python_version)
+            raise SandboxError(
+                f"needs runtime {self.manifest.runtime}, but this kernel runs {have}; "
+                "run it from a kernel with a newer interpreter",
+                plugin=self.name,
+            )
+        missing = unsatisfied(self.folder.requirements)
+        if missing:
+            listed = ", ".join(line.text for line in missing)
+            raise SandboxError(
+                f"requirements not satisfied by this environment: {listed} (requirements.txt:{missing[0].line}); "
+                "install them in the kernel's environment",
+                plugin=self.name,
+            )
+
+    @property
+    def isolation(self) -> str:
+        worker = self._worker
+        return (
+            worker.isolation if worker is not None else ("nsjail" if self.host.cgroups.available else "nsjail-nocgroup")
+        )
+
+    def _start_worker(self) -> tuple[Worker, StartInfo]:
+        worker = Worker(self.spec, self.host)
+        _live_workers.add(worker)
+        info = worker.start(self._state)
+        return worker, info
+
+    def _worker_for_call(self) -> tuple[Worker, StartInfo | None]:
+        """The live worker, starting one (cold start) when there is none; returns the StartInfo if it started."""
+        starting = self._starting
+        if starting is not None:
+            starting.join()
+        with self._lock:
+            if self._closed:
+                raise SandboxError("plugin has been torn down", plugin=self.name)
+            current = self._worker
+            if current is not None and current.alive:
+                if not current.died_while_idle():
+                    return current, None
+                # Died between calls (killed from outside, or by something it left running): nobody's call
+                # caused it, so replace it transparently from the last checkpoint.
+                current.kill("died while idle")
+            worker, info = self._start_worker()
+            self._worker = worker
+            self.last_start = info
+            return worker, info
+
+    def _replace_in_background(self) -> None:
+        """After a kill, start the next worker now so that the next caller does not pay the cold start."""
+
+        def run() -> None:
+            with self._lock:
+                if self._closed or (self._worker is not None and self._worker.alive):
+                    return
+                try:
+                    self._worker, self.last_start = self._start_worker()
+                except SynapseError:
+                    self._worker = None  # the next call starts one itself and reports the error
+
+        self._starting = threading.Thread(target=run, name=f"synapse-replace-{self.name}", daemon=True)
+        self._starting.start()
+
+    # -- calls -------------------------------------------------------------------------------------------------
+    def _meta(self, worker: Worker, call: CallResult, started: StartInfo | None, t0: float) -> dict[str, Any]:
+        return {
+            "plugin": self.name,
+            "version": str(self.manifest.version),
+            "isolation": worker.isolation,
+            "runtime": "python{}.{}".format(*self.host.python_version),
+            "digest": self.snapshot.digest,
+            "duration_ms": round((time.perf_counter() - t0) * 1000, 3),
+            "cold_start_ms": round(started.cold_start_ms, 3) if started else 0.0,
+            "queue_ms": round(call.queue_ms, 3),
+            "handler_ms": round(call.handler_ms, 3),
+            "stdout": call.stdout,
+            "stderr": call.stderr,
+        }
+
+    def _do(self, send: Any) -> tuple[Worker, CallResult, StartInfo | None]:
+        worker, started = self._worker_for_call()
+        try:
+            call: CallResult = send(worker)
+        except SynapseError:
+            self.errors += 1
+            if not worker.alive:
+                self._replace_in_background()
+            raise
+        self.calls += 1
+        if call.state is not None:
+            self._state = call.state  # checkpoint: a crash loses at most the call in flight
+        if worker.calls % RECYCLE_CHECK_EVERY == 0 and worker.cpu_seconds() > 0.9 * self.policy.cpu_seconds:
+            self._recycle(worker)
+        return worker, call, started
+
+    def _recycle(self, worker: Worker) -> None:
+        """Retire a worker before its CPU-time rlimit (a backstop against runaway workers) would kill it."""
+        with self._lock:
+            if self._worker is worker:
+                self._worker = None
+        final = worker.stop()
+        if final is not None:
+            self._state = final
+
+    def _call(self, payload: Any, endpoint: str | None) -> tuple[Any, Worker, CallResult, StartInfo | None]:
+        """Host-side input checks, one round trip, host-side output check."""
+        encoded = encode_payload(payload, plugin=self.name, max_bytes=self.policy.max_payload_bytes)
+        schemas = self.folder.schemas
+        validate_input(schemas, json.loads(encoded))  # exactly what the handler will see
+        worker, call, started = self._do(lambda w: w.call(encoded, endpoint=endpoint))
+        try:
+            result = validate_output(schemas, call.result)
+        except SynapseError:
+            self.errors += 1
+            raise
+        return result, worker, call, started
+
+    def invoke(self, payload: Any, *, endpoint: str | None = None) -> Invocation:
+        """Validate ``payload`` on the host, run it in the worker, validate the result on the host."""
+        t0 = time.perf_counter()
+        result, worker, call, started = self._call(payload, endpoint)
+        return Invocation(result, self._meta(worker, call, started, t0))
+
+    def run(self, payload: Any, *, endpoint: str | None = None) -> Any:
+        """The validated result of one call."""
+        return self._call(payload, endpoint)[0]
+
+    def invoke_batch(self, items: list[Any], *, endpoint: str | None = None) -> Invocation:
+        """Validate every item, run them as one batch (``execute_batch``), validate every result."""
+        t0 = time.perf_counter()
+        encoded = [encode_payload(item, plugin=self.name, max_bytes=self.policy.max_payload_bytes) for item in items]
+        for body in encoded:
+            validate_input(self.folder.schemas, json.loads(body))
+        worker, call, started = self._do(lambda w: w.call_batch(encoded, endpoint=endpoint))
+        results = call.result if isinstance(call.result, list) else []
+        for value in results:
+            validate_output(self.folder.schemas, value)
+        return Invocation(results, self._meta(worker, call, started, t0))
+
+    def run_batch(self, items: list[Any], *, endpoint: str | None = None) -> list[Any]:
+        result: list[Any] = self.invoke_batch(items, endpoint=endpoint).result
+        return result
+
+    # -- state and teardown ------------------------------------------------------------------------------------
+    @property
+    def state(self) -> dict[str, Any]:
+        """The last checkpointed ``self.state`` of the handler."""
+        return dict(self._state)
+
+    @property
+    def worker(self) -> Worker | None:
+        return self._worker
+
+    def teardown(self) -> dict[str, Any]:
+        """Run the handler's teardown and stop the worker; returns the state to preserve."""
+        starting = self._starting
+        if starting is not None:
+            starting.join()
+        with self._lock:
+            self._closed = True
+            worker, self._worker = self._worker, None
+        if worker is not None:
+            final = worker.stop()
+            if final is not None:
+                self._state = final
+        return dict(self._state)
+
+    def __enter__(self) -> Plugin:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.teardown()
+
+
+def load(path: str | Path, **kwargs: Any) -> Plugin:
+    """Activate the plugin folder at ``path`` in the sandbox."""
+    return Plugin(path, **kwargs)

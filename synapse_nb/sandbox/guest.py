@@ -1,0 +1,282 @@
+"""The runner inside the jail: one handler, a request loop on the worker channel.
+
+Started by the host as ``python -I -S -B -c <bootstrap> RFD WFD``; the first frame it reads is ``start``
+(plugin identity, restored state, secrets, log limits), then ``call``, ``batch``, ``state`` and ``stop``.
+Standard library only, and imports are kept to what every call needs, because they are part of cold start.
+
+Replies are built by concatenating already-encoded JSON so that a result is encoded exactly once. What the
+handler prints through ``sys.stdout``/``sys.stderr`` is captured per call (bounded) and returned with the
+reply; bytes written straight to file descriptors 1 and 2 are drained by the host.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import sys
+import time
+
+from ..errors import SynapseError, ValidationError
+from ..runtime import HandlerHost, describe_exception
+from ..sdk import Context
+from .protocol import ChannelClosed, FrameReader, write_frame
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+__all__ = ["main"]
+
+_dumps = json.JSONEncoder(allow_nan=False, ensure_ascii=False, separators=(",", ":")).encode
+
+
+class _Capture(io.TextIOBase):
+    """A bounded text sink that replaces sys.stdout/sys.stderr during a call."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.parts: list[str] = []
+        self.kept = 0
+        self.dropped = 0
+
+    def writable(self) -> bool:
+        return True
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return "utf-8"
+
+    def write(self, text: str) -> int:
+        if not isinstance(text, str):
+            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
+        room = self.limit - self.kept
+        if room > 0:
+            piece = text[:room]
+            self.parts.append(piece)
+            self.kept += len(piece)
+        self.dropped += max(0, len(text) - max(room, 0))
+        return len(text)
+
+    @property
+    def buffer(self) -> _BinaryCapture:
+        """Bytes written here (``sys.stdout.buffer.write``) are decoded, invalid UTF-8 replaced."""
+        return _BinaryCapture(self)
+
+    def take(self) -> str:
+        text = "".join(self.parts)
+        if self.dropped:
+            text += f"\n[... {self.dropped} more characters dropped: max_log_bytes={self.limit}]"
+        self.parts.clear()
+        self.kept = self.dropped = 0
+        return text
+
+
+class _BinaryCapture:
+    def __init__(self, text: _Capture) -> None:
+        self._text = text
+
+    def write(self, data: bytes) -> int:
+        self._text.write(bytes(data).decode("utf-8", "replace"))
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+
+class Guest:
+    """The handler host plus the channel and the per-call bookkeeping."""
+
+    def __init__(self, rfd: int, wfd: int) -> None:
+        self.rfd = rfd
+        self.wfd = wfd
+        self.reader = FrameReader(rfd)
+        self.main_pid = os.getpid()
+        self.host: HandlerHost | None = None
+        self.out = _Capture(64 * 1024)
+        self.err = _Capture(64 * 1024)
+        self.max_output = 16 << 20
+        self.last_state = b"{}"
+        self.child_exited = False
+        # A forked child of the handler must never talk on the channel, even if it returns into this loop.
+        os.register_at_fork(after_in_child=self._forget_channel)
+        if self.main_pid == 1:
+            # As PID 1 of its namespace the guest inherits orphans: note when one exits, reap between calls.
+            import signal
+
+            signal.signal(signal.SIGCHLD, self._on_child_exit)
+
+    def _on_child_exit(self, signum: int, frame: object) -> None:
+        self.child_exited = True
+
+    def _forget_channel(self) -> None:
+        for fd in (self.rfd, self.wfd):
+            try:  # noqa: SIM105 - contextlib is not otherwise imported in the guest
+                os.close(fd)
+            except OSError:
+                pass
+        self.rfd = self.wfd = -1
+
+    # -- replies ---------------------------------------------------------------------------------------------
+    def _logs(self) -> bytes:
+        out, err = self.out.take(), self.err.take()
+        parts = b""
+        if out:
+            parts += b',"stdout":' + _dumps(out).encode()
+        if err:
+            parts += b',"stderr":' + _dumps(err).encode()
+        return parts
+
+    def _send(self, body: bytes) -> None:
+        if self.wfd < 0:
+            os._exit(0)  # a forked child of the handler came back here (fork hook closed the channel): leave
+        write_frame(self.wfd, body)
+
+    def _describe(self, exc: BaseException) -> dict[str, Any]:
+        plugin_dir = self.host.plugin_dir if self.host else "/plugin"
+        info: dict[str, Any]
+        if isinstance(exc, ValidationError):
+            info = {"kind": "validation", "message": exc.message, "pointer": exc.pointer, "schema": exc.schema}
+        elif isinstance(exc, SynapseError):
+            info = {"kind": "synapse", "code": exc.code, "message": exc.message, "details": exc.details}
+            problems = getattr(exc, "problems", None)
+            if problems:
+                info["problems"] = [p.to_json() for p in problems]
+        else:
+            info = {"kind": "exception", **describe_exception(exc, plugin_dir)}
+            if isinstance(exc, OSError) and exc.errno is not None:
+                info["errno"] = exc.errno
+        return info
+
+    @staticmethod
+    def _error_head(rid: Any, info: dict[str, Any]) -> bytes:
+        """A reply without its closing brace: ``{"id":..,"ok":false,"error":{..}``."""
+        return b'{"id":' + _dumps(rid).encode() + b',"ok":false,"error":' + _dumps(info).encode()
+
+    def _state_part(self) -> bytes:
+        handler = self.host.handler if self.host else None
+        if handler is None or (not handler.state and self.last_state == b"{}"):
+            return b""
+        encoded = _dumps(handler.state).encode()
+        if encoded == self.last_state:
+            return b""
+        self.last_state = encoded
+        return b',"state":' + encoded
+
+    def _success_head(self, rid: Any, result: Any, started: float) -> bytes:
+        ms = (time.perf_counter() - started) * 1000
+        try:
+            encoded = _dumps(result).encode()
+        except (TypeError, ValueError) as exc:
+            return self._error_head(rid, {"kind": "not_json", "message": f"returned something that is not JSON: {exc}"})
+        if len(encoded) > self.max_output:
+            return self._error_head(rid, {"kind": "output_too_large", "size": len(encoded), "limit": self.max_output})
+        try:
+            state = self._state_part()
+        except (TypeError, ValueError) as exc:
+            message = f"self.state is not JSON-serialisable: {exc}"
+            return self._error_head(rid, {"kind": "state_not_json", "message": message})
+        rid_json = str(rid).encode() if type(rid) is int else _dumps(rid).encode()
+        return b'{"id":' + rid_json + b',"ok":true,"ms":' + f"{ms:.3f}".encode() + state + b',"result":' + encoded
+
+    # -- operations ------------------------------------------------------------------------------------------
+    def start(self, msg: dict[str, Any]) -> None:
+        limit = int(msg.get("max_log_bytes", 64 * 1024))
+        self.out.limit = self.err.limit = limit
+        self.max_output = int(msg.get("max_output_bytes", self.max_output))
+        for key, value in (msg.get("secrets") or {}).items():
+            os.environ[key] = value
+        context = Context(
+            plugin=msg["plugin"],
+            version=msg["version"],
+            plugin_dir=msg["plugin_dir"],
+            isolation=msg.get("isolation", "nsjail"),
+            secrets=dict(msg.get("secrets") or {}),
+        )
+        self.host = HandlerHost(msg["plugin_dir"], context, entrypoint=msg.get("entrypoint"))
+        t0 = time.perf_counter()
+        sys.stdout, sys.stderr = self.out, self.err
+        try:
+            self.host.start(msg.get("state") or {})
+            handler = self.host.handler
+            self.last_state = _dumps(handler.state).encode() if handler else b"{}"
+            head = b'{"id":0,"ok":true,"class":' + _dumps(type(handler).__name__).encode()
+            head += b',"setup_ms":' + f"{(time.perf_counter() - t0) * 1000:.3f}".encode()
+            head += b',"pid":' + str(os.getpid()).encode()
+        except BaseException as exc:  # the handler's import or setup failed: report it; the host ends us
+            head = self._error_head(0, self._describe(exc))
+            self.host = None
+        finally:
+            sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__
+        self._send(head + self._logs() + b"}")
+
+    def _run(self, rid: Any, fn: Any) -> None:
+        started = time.perf_counter()
+        sys.stdout, sys.stderr = self.out, self.err
+        try:
+            try:
+                result = fn()
+            except BaseException as exc:
+                head = self._error_head(rid, self._describe(exc))
+            else:
+                head = self._success_head(rid, result, started)
+        finally:
+            sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__
+            self._reap()
+        self._send(head + self._logs() + b"}")
+
+    def _reap(self) -> None:
+        if not self.child_exited or self.wfd < 0:
+            return
+        self.child_exited = False
+        try:
+            while os.waitpid(-1, os.WNOHANG)[0] > 0:
+                pass
+        except ChildProcessError:
+            pass
+
+    def serve(self) -> None:
+        while True:
+            try:
+                msg = self.reader.read()
+            except ChannelClosed:
+                return
+            op = msg.get("op")
+            host = self.host
+            if host is None:
+                return
+            rid = msg.get("id")
+            endpoint = msg.get("endpoint")
+            if op == "call":
+                payload = msg["payload"]
+                self._run(rid, lambda: host.call(payload, endpoint=endpoint, prevalidated=True))  # noqa: B023
+            elif op == "batch":
+                items = msg["items"]
+                self._run(rid, lambda: host.call_batch(items, endpoint=endpoint, prevalidated=True))  # noqa: B023
+            elif op == "state":
+                self._send(b'{"id":' + _dumps(rid).encode() + b',"ok":true,"state":' + self.last_state + b"}")
+            elif op == "stop":
+                self._run(rid, host.stop)
+                return
+            else:
+                self._send(self._error_head(rid, {"kind": "protocol", "message": f"unknown operation {op!r}"}) + b"}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point inside the jail: ``main([RFD, WFD])``."""
+    args = sys.argv[1:] if argv is None else argv
+    guest = Guest(int(args[0]), int(args[1]))
+    try:
+        msg = guest.reader.read()
+    except ChannelClosed:
+        return
+    for entry in reversed(msg.get("sys_path") or []):
+        sys.path.insert(0, entry)
+    if msg.get("site_dirs"):
+        import site
+
+        for entry in msg["site_dirs"]:
+            site.addsitedir(entry)
+    guest.start(msg)
+    if guest.host is not None:
+        guest.serve()

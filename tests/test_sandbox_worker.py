@@ -1,0 +1,266 @@
+"""Warm workers under the real nsjail: reuse, the channel, limits on sizes, errors, replacement and state."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from synapse_nb.cli import main
+from synapse_nb.errors import HandlerError, PluginCrashed, PluginFailed, ResourceLimitExceeded, ValidationError
+from synapse_nb.plugin import load
+from synapse_nb.sandbox.protocol import ChannelClosed, FrameTooLarge, read_frame, write_frame
+from synapse_nb.sandbox.worker import FairLock
+
+from .sandbox_helpers import require_nsjail, write_plugin
+
+Make = Callable[..., Path]
+
+
+@pytest.fixture
+def make(tmp_path: Path) -> Make:
+    require_nsjail()
+    counter = iter(range(1000))
+
+    def factory(body: str, **kwargs: object) -> Path:
+        return write_plugin(tmp_path / f"p{next(counter)}", body, **kwargs)  # type: ignore[arg-type]
+
+    return factory
+
+
+def test_frames_round_trip_and_refuse_oversized_ones() -> None:
+    r, w = os.pipe()
+    try:
+        write_frame(w, json.dumps({"a": "é" * 10}).encode())
+        assert read_frame(r) == {"a": "é" * 10}
+        write_frame(w, b'{"big": "' + b"x" * 100 + b'"}')
+        with pytest.raises(FrameTooLarge, match="over the 50 byte limit"):
+            read_frame(r, limit=50)
+    finally:
+        os.close(w)
+    with pytest.raises(ChannelClosed):
+        read_frame(r)
+    os.close(r)
+
+
+def test_fair_lock_serves_waiters_in_arrival_order() -> None:
+    lock = FairLock()
+    order: list[int] = []
+    lock.acquire()
+    threads = []
+    for i in range(8):
+        t = threading.Thread(target=lambda i=i: (lock.acquire(), order.append(i), lock.release()))
+        t.start()
+        threads.append(t)
+        time.sleep(0.01)  # let each one queue before the next
+    lock.release()
+    for t in threads:
+        t.join()
+    assert order == list(range(8))
+
+
+def test_the_spec_example_runs_under_nsjail_from_the_cli(
+    example_plugin: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    require_nsjail()
+    assert main(["plugin", "run", str(example_plugin), "--input", '{"text": "Great. Bad."}', "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["ok"] is True
+    assert out["result"] == {"result": [0.8, -0.6]}
+    assert out["meta"]["isolation"] == "nsjail"
+    assert out["meta"]["plugin"] == "sentiment-analyzer"
+    assert out["meta"]["cold_start_ms"] > 0
+    assert set(out["meta"]) >= {"version", "duration_ms", "stdout", "stderr"}
+
+
+def test_cli_run_reads_input_from_a_file_and_from_stdin(
+    example_plugin: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    require_nsjail()
+    (tmp_path / "in.json").write_text('{"text": "I love it."}')
+    assert main(["plugin", "run", str(example_plugin), "--input", f"@{tmp_path / 'in.json'}"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"result": [0.8]}
+    import io
+
+    monkeypatch.setattr("sys.stdin", io.StringIO('{"text": "awful"}'))
+    assert main(["plugin", "run", str(example_plugin)]) == 0
+    assert json.loads(capsys.readouterr().out) == {"result": [-0.9]}
+
+
+def test_cli_run_rejects_input_that_is_not_json_with_exit_3(
+    example_plugin: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["plugin", "run", str(example_plugin), "--input", "{text: hi}"]) == 3
+    err = capsys.readouterr().err
+    assert err.startswith("error: input from --input is not valid JSON: Expecting property name")
+
+
+def test_cli_run_errors_name_the_plugin_and_the_pointer(
+    example_plugin: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    require_nsjail()
+    assert main(["plugin", "run", str(example_plugin), "--input", '{"text": 5}', "--json"]) == 3
+    captured = capsys.readouterr()
+    out = json.loads(captured.out)
+    assert out["ok"] is False
+    assert out["error"]["code"] == "invalid"
+    assert out["error"]["pointer"] == "/text"
+    assert out["meta"]["isolation"] == "nsjail"
+    assert captured.err.startswith("error: sentiment-analyzer: input failed validation against input_schema.json:")
+
+
+def test_sandbox_config_prints_the_exact_jail(example_plugin: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    require_nsjail()
+    assert main(["plugin", "sandbox-config", str(example_plugin)]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("# synapse_nb jail for sentiment-analyzer 1.2.0")
+    assert "clone_newnet: true" in text
+    assert 'dst: "/plugin"' in text
+    assert "POLICY synapse_worker" in text
+
+
+def test_a_warm_worker_serves_many_calls_with_one_cold_start(make: Make) -> None:
+    with load(make("return {'pid': os.getpid(), 'n': data['n']}")) as plugin:
+        worker = plugin.worker
+        results = [plugin.run({"n": i}) for i in range(50)]
+        assert [r["n"] for r in results] == list(range(50))
+        assert plugin.worker is worker
+        assert worker is not None
+        assert worker.calls == 50
+
+
+def test_concurrent_callers_all_get_their_own_results(make: Make) -> None:
+    with load(make("time.sleep(0.001)\nreturn {'n': data['n']}")) as plugin:
+        results: dict[int, object] = {}
+
+        def call(i: int) -> None:
+            results[i] = plugin.run({"n": i})
+
+        threads = [threading.Thread(target=call, args=(i,)) for i in range(40)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert results == {i: {"n": i} for i in range(40)}
+
+
+def test_an_exception_in_the_handler_is_exit_7_with_its_location(make: Make) -> None:
+    with load(make("x = data['missing']")) as plugin, pytest.raises(PluginFailed) as info:
+        plugin.run({})
+    assert info.value.exit_code == 7
+    assert info.value.location == "handler.py:6 in execute"
+    assert str(info.value) == "hostile: KeyError: 'missing' (handler.py:6 in execute)"
+
+
+def test_an_import_error_fails_activation_with_exit_7(make: Make) -> None:
+    folder = make("return {}")
+    (folder / "handler.py").write_text((folder / "handler.py").read_text() + "\nimport not_a_module_anywhere\n")
+    with pytest.raises(PluginFailed, match="activation failed: ModuleNotFoundError: No module named"):
+        load(folder)
+
+
+def test_two_handler_classes_fail_activation_with_exit_3(make: Make) -> None:
+    folder = make("return {}")
+    (folder / "handler.py").write_text(
+        (folder / "handler.py").read_text() + "\nclass Second(BaseHandler):\n    def execute(self, d):\n        pass\n"
+    )
+    with pytest.raises(HandlerError, match="defines 2 handler classes") as info:
+        load(folder)
+    assert info.value.exit_code == 3
+
+
+def test_oversized_input_is_refused_before_it_is_sent(make: Make, synapse_home: Path) -> None:
+    (synapse_home / "config").write_text("limits:\n  max_payload_bytes: 1000\n")
+    with load(make("return {}")) as plugin, pytest.raises(ResourceLimitExceeded) as info:
+        plugin.run({"blob": "x" * 2000})
+    assert info.value.limit == "max_payload_bytes"
+    assert "over the payload limit of 1000 bytes" in str(info.value)
+
+
+def test_oversized_output_is_exit_6_and_the_worker_survives(make: Make, synapse_home: Path) -> None:
+    (synapse_home / "config").write_text("limits:\n  max_output_bytes: 10000\n")
+    with load(make("return {'blob': 'x' * data['n']}")) as plugin:
+        with pytest.raises(ResourceLimitExceeded) as info:
+            plugin.run({"n": 20000})
+        assert info.value.limit == "max_output_bytes"
+        assert plugin.run({"n": 3}) == {"blob": "xxx"}
+
+
+def test_a_crashed_worker_is_replaced_and_state_continues_from_the_checkpoint(make: Make) -> None:
+    body = """
+    self.state["n"] = self.state.get("n", 0) + 1
+    if data.get("crash"):
+        os._exit(9)
+    return {"n": self.state["n"]}
+    """
+    with load(make(body)) as plugin:
+        assert plugin.run({}) == {"n": 1}
+        assert plugin.run({}) == {"n": 2}
+        with pytest.raises(PluginCrashed, match="status 9"):
+            plugin.run({"crash": True})
+        assert plugin.run({}) == {"n": 3}  # the crashed call's increment is lost, nothing else
+        assert plugin.state == {"n": 3}
+
+
+def test_state_that_is_not_json_is_a_clear_error_and_the_old_state_is_kept(make: Make) -> None:
+    body = """
+    self.state["n"] = data["n"] if "n" in data else {1, 2}
+    return {}
+    """
+    with load(make(body)) as plugin:
+        plugin.run({"n": 1})
+        with pytest.raises(PluginFailed, match=r"self\.state is not JSON-serialisable"):
+            plugin.run({})
+        assert plugin.state == {"n": 1}
+
+
+def test_teardown_returns_the_final_state(make: Make) -> None:
+    folder = make("self.state['seen'] = data['x']\nreturn {}")
+    plugin = load(folder, state={"seen": "before"})
+    plugin.run({"x": "after"})
+    assert plugin.teardown() == {"seen": "after"}
+    assert plugin.worker is None
+
+
+def test_batches_run_in_one_round_trip(make: Make) -> None:
+    with load(make("return {'double': data['n'] * 2}")) as plugin:
+        invocation = plugin.invoke_batch([{"n": i} for i in range(5)])
+        assert invocation.result == [{"double": i * 2} for i in range(5)]
+        assert plugin.worker is not None
+        assert plugin.worker.calls == 1
+
+
+def test_the_handler_validation_inside_the_jail_maps_to_exit_3(make: Make) -> None:
+    folder = make("return {}")
+    text = (
+        (folder / "handler.py")
+        .read_text()
+        .replace(
+            "    def execute(self, data):",
+            "    def validate_input(self, payload):\n"
+            "        if 'id' not in payload:\n"
+            "            raise ValidationError('id is required', pointer='/id')\n"
+            "        return payload\n\n"
+            "    def execute(self, data):",
+        )
+    )
+    (folder / "handler.py").write_text(
+        text.replace(
+            "from synapse_nb.sdk import BaseHandler", "from synapse_nb.sdk import BaseHandler, ValidationError"
+        )
+    )
+    with load(folder) as plugin, pytest.raises(ValidationError, match="/id: id is required") as info:
+        plugin.run({})
+    assert info.value.pointer == "/id"
+
+
+def test_the_worker_uses_little_memory(make: Make) -> None:
+    with load(make("return {}")) as plugin:
+        plugin.run({})
+        assert plugin.worker is not None
+        assert 0 < plugin.worker.rss_bytes() < 30 << 20
