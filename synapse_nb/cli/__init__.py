@@ -21,10 +21,16 @@ __all__ = ["main"]
 # group -> help, and the modules that add commands to it (each defines ``register(subparsers)``).
 GROUPS: dict[str, str] = {
     "plugin": "create, check and run plugins",
+    "keys": "developer signing key and trust store",
 }
 COMMANDS: list[str] = [
     "plugin_init",
     "plugin_validate",
+    "plugin_run",
+    "plugin_sandbox_config",
+    "plugin_sign",
+    "plugin_verify",
+    "keys",
 ]
 
 
