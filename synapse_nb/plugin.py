@@ -9,12 +9,10 @@ killed and replaced; the plugin's state continues from the last checkpoint.
 
 from __future__ import annotations
 
-import atexit
 import json
 import os
-import threading
 import time
-import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,18 +28,10 @@ from .payloads import encode_payload, validate_input, validate_output
 from .sandbox.host import HostInfo, detect_host
 from .sandbox.jail import JailConfig, JailLayout, build_jail
 from .sandbox.policy import SandboxPolicy
+from .sandbox.pool import WorkerSlot, acquire_slot, release_slot
 from .sandbox.worker import CallResult, StartInfo, Worker, WorkerSpec
 
 __all__ = ["Invocation", "Plugin", "load"]
-
-_live_workers: weakref.WeakSet[Worker] = weakref.WeakSet()
-RECYCLE_CHECK_EVERY = 1000
-
-
-@atexit.register
-def _kill_live_workers() -> None:
-    for worker in list(_live_workers):
-        worker.kill("interpreter exit")
 
 
 @dataclass
@@ -87,21 +77,16 @@ class Plugin:
             entrypoint=self.manifest.execution.entrypoint,
             secrets=secrets,
         )
-        self._state: dict[str, Any] = dict(state or {})
-        self._lock = threading.Lock()
-        self._worker: Worker | None = None
-        self._starting: threading.Thread | None = None
-        self._start_error: SynapseError | None = None
-        self.last_start: StartInfo | None = None
+        self.slot: WorkerSlot = acquire_slot(self.spec, self.host, state)
         self.calls = 0
         self.errors = 0
-        self._closed = False
+        self._released = False
         if activate:
             self.activate()
 
     def activate(self) -> StartInfo | None:
         """Start the warm worker now (the cold start), unless one is running; returns its StartInfo."""
-        return self._worker_for_call()[1]
+        return self.slot.worker()[1]
 
     def jail_config(self) -> JailConfig:
         """The exact nsjail configuration this plugin's workers run under (file descriptors are placeholders)."""
@@ -127,51 +112,11 @@ class Plugin:
 
     @property
     def isolation(self) -> str:
-        worker = self._worker
-        return (
-            worker.isolation if worker is not None else ("nsjail" if self.host.cgroups.available else "nsjail-nocgroup")
-        )
+        return self.slot.isolation
 
-    def _start_worker(self) -> tuple[Worker, StartInfo]:
-        worker = Worker(self.spec, self.host)
-        _live_workers.add(worker)
-        info = worker.start(self._state)
-        return worker, info
-
-    def _worker_for_call(self) -> tuple[Worker, StartInfo | None]:
-        """The live worker, starting one (cold start) when there is none; returns the StartInfo if it started."""
-        starting = self._starting
-        if starting is not None:
-            starting.join()
-        with self._lock:
-            if self._closed:
-                raise SandboxError("plugin has been torn down", plugin=self.name)
-            current = self._worker
-            if current is not None and current.alive:
-                if not current.died_while_idle():
-                    return current, None
-                # Died between calls (killed from outside, or by something it left running): nobody's call
-                # caused it, so replace it transparently from the last checkpoint.
-                current.kill("died while idle")
-            worker, info = self._start_worker()
-            self._worker = worker
-            self.last_start = info
-            return worker, info
-
-    def _replace_in_background(self) -> None:
-        """After a kill, start the next worker now so that the next caller does not pay the cold start."""
-
-        def run() -> None:
-            with self._lock:
-                if self._closed or (self._worker is not None and self._worker.alive):
-                    return
-                try:
-                    self._worker, self.last_start = self._start_worker()
-                except SynapseError:
-                    self._worker = None  # the next call starts one itself and reports the error
-
-        self._starting = threading.Thread(target=run, name=f"synapse-replace-{self.name}", daemon=True)
-        self._starting.start()
+    @property
+    def last_start(self) -> StartInfo | None:
+        return self.slot.last_start
 
     # -- calls -------------------------------------------------------------------------------------------------
     def _meta(self, worker: Worker, call: CallResult, started: StartInfo | None, t0: float) -> dict[str, Any]:
@@ -189,30 +134,14 @@ class Plugin:
             "stderr": call.stderr,
         }
 
-    def _do(self, send: Any) -> tuple[Worker, CallResult, StartInfo | None]:
-        worker, started = self._worker_for_call()
+    def _do(self, send: Callable[[Worker], CallResult]) -> tuple[Worker, CallResult, StartInfo | None]:
         try:
-            call: CallResult = send(worker)
+            done = self.slot.run(send)
         except SynapseError:
             self.errors += 1
-            if not worker.alive:
-                self._replace_in_background()
             raise
         self.calls += 1
-        if call.state is not None:
-            self._state = call.state  # checkpoint: a crash loses at most the call in flight
-        if worker.calls % RECYCLE_CHECK_EVERY == 0 and worker.cpu_seconds() > 0.9 * self.policy.cpu_seconds:
-            self._recycle(worker)
-        return worker, call, started
-
-    def _recycle(self, worker: Worker) -> None:
-        """Retire a worker before its CPU-time rlimit (a backstop against runaway workers) would kill it."""
-        with self._lock:
-            if self._worker is worker:
-                self._worker = None
-        final = worker.stop()
-        if final is not None:
-            self._state = final
+        return done
 
     def _call(self, payload: Any, endpoint: str | None) -> tuple[Any, Worker, CallResult, StartInfo | None]:
         """Host-side input checks, one round trip, host-side output check."""
@@ -257,25 +186,18 @@ class Plugin:
     @property
     def state(self) -> dict[str, Any]:
         """The last checkpointed ``self.state`` of the handler."""
-        return dict(self._state)
+        return dict(self.slot.state)
 
     @property
     def worker(self) -> Worker | None:
-        return self._worker
+        return self.slot.current
 
     def teardown(self) -> dict[str, Any]:
-        """Run the handler's teardown and stop the worker; returns the state to preserve."""
-        starting = self._starting
-        if starting is not None:
-            starting.join()
-        with self._lock:
-            self._closed = True
-            worker, self._worker = self._worker, None
-        if worker is not None:
-            final = worker.stop()
-            if final is not None:
-                self._state = final
-        return dict(self._state)
+        """Let go of the worker (the last handle runs the handler's teardown); returns the state to preserve."""
+        if self._released:
+            return dict(self.slot.state)
+        self._released = True
+        return release_slot(self.slot)
 
     def __enter__(self) -> Plugin:
         return self

@@ -264,3 +264,41 @@ def test_the_worker_uses_little_memory(make: Make) -> None:
         plugin.run({})
         assert plugin.worker is not None
         assert 0 < plugin.worker.rss_bytes() < 30 << 20
+
+
+def test_loading_the_same_file_set_twice_shares_one_warm_worker(make: Make) -> None:
+    folder = make("self.state['n'] = self.state.get('n', 0) + 1\nreturn {'n': self.state['n']}")
+    first = load(folder)
+    second = load(folder)
+    assert first.worker is second.worker
+    assert second.last_start is first.last_start  # no second cold start
+    assert first.run({}) == {"n": 1}
+    assert second.run({}) == {"n": 2}
+    first.teardown()
+    assert second.worker is not None and second.worker.alive  # still used by the second handle
+    assert second.teardown() == {"n": 2}
+
+
+def test_a_changed_file_set_gets_its_own_worker(make: Make) -> None:
+    folder = make("return {'v': 1}")
+    with load(folder) as before:
+        (folder / "handler.py").write_text((folder / "handler.py").read_text().replace("'v': 1", "'v': 2"))
+        with load(folder) as after:
+            assert after.run({}) == {"v": 2}
+            assert before.run({}) == {"v": 1}
+            assert after.snapshot.digest != before.snapshot.digest
+
+
+def test_a_worker_that_dies_between_calls_is_replaced_transparently(make: Make) -> None:
+    import signal
+
+    with load(make("self.state['n'] = self.state.get('n', 0) + 1\nreturn {'n': self.state['n']}")) as plugin:
+        assert plugin.run({}) == {"n": 1}
+        worker = plugin.worker
+        assert worker is not None
+        pid = worker.guest_pid()
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        time.sleep(0.1)
+        assert plugin.run({}) == {"n": 2}  # a new worker, state from the checkpoint
+        assert plugin.worker is not worker
