@@ -23,11 +23,18 @@ system-deps:
 EXAMPLE := synapse_nb/examples/sentiment-analyzer
 CLI := $(VENV)/bin/synapse-cli
 
-# The spec's sentiment-analyzer, copied to build/demo and taken through the plugin lifecycle.
+# The spec's sentiment-analyzer, copied to build/demo and taken through the plugin lifecycle: validated,
+# signed with a developer key (created on first use, kept in build/demo/synapse-home), verified, and run
+# under nsjail.
+demo: export SYNAPSE_HOME = $(CURDIR)/$(DEMO_DIR)/synapse-home
 demo: $(STAMP)
 	rm -rf $(DEMO_DIR) && mkdir -p $(DEMO_DIR)
 	cp -r $(EXAMPLE) $(DEMO_DIR)/
 	$(CLI) plugin validate $(DEMO_DIR)/sentiment-analyzer
+	$(CLI) plugin sign $(DEMO_DIR)/sentiment-analyzer
+	$(CLI) plugin verify $(DEMO_DIR)/sentiment-analyzer
+	$(CLI) plugin run $(DEMO_DIR)/sentiment-analyzer --json \
+	    --input '{"text": "I love this plugin system. The old one was terrible! Switching was not bad at all."}'
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check synapse_nb tests bench

@@ -21,15 +21,15 @@ from .anatomy import PluginFolder, display_path, validate_folder
 from .config import Config, load_config
 from .environments.kernel import unsatisfied
 from .errors import SandboxError, SynapseError
-from .fileset import Snapshot, snapshot_folder
+from .fileset import Snapshot
 from .manifest import Manifest
-from .paths import synapse_home
 from .payloads import encode_payload, validate_input, validate_output
 from .sandbox.host import HostInfo, detect_host
 from .sandbox.jail import JailConfig, JailLayout, build_jail
 from .sandbox.policy import SandboxPolicy
 from .sandbox.pool import WorkerSlot, acquire_slot, release_slot
 from .sandbox.worker import CallResult, StartInfo, Worker, WorkerSpec
+from .signing import SignatureCheck, verified_snapshot
 
 __all__ = ["Invocation", "Plugin", "load"]
 
@@ -53,13 +53,23 @@ class Plugin:
         config: Config | None = None,
         host: HostInfo | None = None,
         activate: bool = True,
+        insecure_allow_unsigned: bool = False,
+        warn: Callable[[str], None] | None = None,
     ) -> None:
         self.source = Path(folder)
         self.config = config or load_config()
         settings = self.config.sandbox
         self.host = host or detect_host(settings.nsjail)
         shown = display_path(folder)
-        self.snapshot: Snapshot = snapshot_folder(self.source, synapse_home() / "cache" / "plugins")
+        # Snapshot, then verify that very read-only copy: it is what the worker mounts (no check/use window).
+        self.snapshot: Snapshot
+        self.signature: SignatureCheck
+        if warn is None:
+            self.snapshot, self.signature = verified_snapshot(self.source, allow_unsigned=insecure_allow_unsigned)
+        else:
+            self.snapshot, self.signature = verified_snapshot(
+                self.source, allow_unsigned=insecure_allow_unsigned, warn=warn
+            )
         self.folder: PluginFolder = validate_folder(self.snapshot.path, check_import=False, display=shown)
         self.manifest: Manifest = self.folder.manifest
         self.name = self.manifest.name
@@ -126,6 +136,7 @@ class Plugin:
             "isolation": worker.isolation,
             "runtime": "python{}.{}".format(*self.host.python_version),
             "digest": self.snapshot.digest,
+            **self.signature.to_meta(),
             "duration_ms": round((time.perf_counter() - t0) * 1000, 3),
             "cold_start_ms": round(started.cold_start_ms, 3) if started else 0.0,
             "queue_ms": round(call.queue_ms, 3),

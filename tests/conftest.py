@@ -29,6 +29,15 @@ def example_plugin(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
+def signed_example(example_plugin: Path) -> Path:
+    """The sentiment-analyzer copy, signed with this test's developer key."""
+    from synapse_nb.signing import sign_folder
+
+    sign_folder(example_plugin)
+    return example_plugin
+
+
+@pytest.fixture
 def make_plugin(tmp_path: Path) -> Callable[..., Path]:
     """``make_plugin(name, template="python", handler=None)``: a fresh plugin folder under tmp_path."""
 

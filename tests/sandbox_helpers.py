@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from synapse_nb.sandbox.host import detect_host
+from synapse_nb.signing import sign_folder
 
 PERMISSIVE = {"$schema": "http://json-schema.org/draft-07/schema#"}
 
@@ -37,8 +38,12 @@ def write_plugin(
     timeout: str = "5s",
     output_schema: dict[str, object] | None = None,
     trigger: str = "sync",
+    sign: bool = True,
 ) -> Path:
-    """A plugin whose ``execute(self, data)`` runs ``body`` (indented for you) and returns what it returns."""
+    """A plugin whose ``execute(self, data)`` runs ``body`` (indented for you) and returns what it returns.
+
+    It is signed with the developer key of the current SYNAPSE_HOME unless ``sign=False``.
+    """
     (folder / "schemas").mkdir(parents=True)
     (folder / "tests").mkdir()
     (folder / "tests" / "test_nothing.py").write_text("def test_nothing():\n    pass\n")
@@ -71,6 +76,8 @@ def write_plugin(
         "    def execute(self, data):\n" + textwrap.indent(textwrap.dedent(body).strip() + "\n", " " * 8)
     )
     (folder / "handler.py").write_text(handler)
+    if sign:
+        sign_folder(folder)
     return folder
 
 

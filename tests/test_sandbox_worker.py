@@ -16,6 +16,7 @@ from synapse_nb.errors import HandlerError, PluginCrashed, PluginFailed, Resourc
 from synapse_nb.plugin import load
 from synapse_nb.sandbox.protocol import ChannelClosed, FrameTooLarge, read_frame, write_frame
 from synapse_nb.sandbox.worker import FairLock
+from synapse_nb.signing import sign_folder
 
 from .sandbox_helpers import require_nsjail, write_plugin
 
@@ -65,10 +66,10 @@ def test_fair_lock_serves_waiters_in_arrival_order() -> None:
 
 
 def test_the_spec_example_runs_under_nsjail_from_the_cli(
-    example_plugin: Path, capsys: pytest.CaptureFixture[str]
+    signed_example: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     require_nsjail()
-    assert main(["plugin", "run", str(example_plugin), "--input", '{"text": "Great. Bad."}', "--json"]) == 0
+    assert main(["plugin", "run", str(signed_example), "--input", '{"text": "Great. Bad."}', "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["ok"] is True
     assert out["result"] == {"result": [0.8, -0.6]}
@@ -79,16 +80,16 @@ def test_the_spec_example_runs_under_nsjail_from_the_cli(
 
 
 def test_cli_run_reads_input_from_a_file_and_from_stdin(
-    example_plugin: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    signed_example: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     require_nsjail()
     (tmp_path / "in.json").write_text('{"text": "I love it."}')
-    assert main(["plugin", "run", str(example_plugin), "--input", f"@{tmp_path / 'in.json'}"]) == 0
+    assert main(["plugin", "run", str(signed_example), "--input", f"@{tmp_path / 'in.json'}"]) == 0
     assert json.loads(capsys.readouterr().out) == {"result": [0.8]}
     import io
 
     monkeypatch.setattr("sys.stdin", io.StringIO('{"text": "awful"}'))
-    assert main(["plugin", "run", str(example_plugin)]) == 0
+    assert main(["plugin", "run", str(signed_example)]) == 0
     assert json.loads(capsys.readouterr().out) == {"result": [-0.9]}
 
 
@@ -101,10 +102,10 @@ def test_cli_run_rejects_input_that_is_not_json_with_exit_3(
 
 
 def test_cli_run_errors_name_the_plugin_and_the_pointer(
-    example_plugin: Path, capsys: pytest.CaptureFixture[str]
+    signed_example: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     require_nsjail()
-    assert main(["plugin", "run", str(example_plugin), "--input", '{"text": 5}', "--json"]) == 3
+    assert main(["plugin", "run", str(signed_example), "--input", '{"text": 5}', "--json"]) == 3
     captured = capsys.readouterr()
     out = json.loads(captured.out)
     assert out["ok"] is False
@@ -160,6 +161,7 @@ def test_an_exception_in_the_handler_is_exit_7_with_its_location(make: Make) -> 
 def test_an_import_error_fails_activation_with_exit_7(make: Make) -> None:
     folder = make("return {}")
     (folder / "handler.py").write_text((folder / "handler.py").read_text() + "\nimport not_a_module_anywhere\n")
+    sign_folder(folder)
     with pytest.raises(PluginFailed, match="activation failed: ModuleNotFoundError: No module named"):
         load(folder)
 
@@ -169,6 +171,7 @@ def test_two_handler_classes_fail_activation_with_exit_3(make: Make) -> None:
     (folder / "handler.py").write_text(
         (folder / "handler.py").read_text() + "\nclass Second(BaseHandler):\n    def execute(self, d):\n        pass\n"
     )
+    sign_folder(folder)
     with pytest.raises(HandlerError, match="defines 2 handler classes") as info:
         load(folder)
     assert info.value.exit_code == 3
@@ -254,6 +257,7 @@ def test_the_handler_validation_inside_the_jail_maps_to_exit_3(make: Make) -> No
             "from synapse_nb.sdk import BaseHandler", "from synapse_nb.sdk import BaseHandler, ValidationError"
         )
     )
+    sign_folder(folder)
     with load(folder) as plugin, pytest.raises(ValidationError, match="/id: id is required") as info:
         plugin.run({})
     assert info.value.pointer == "/id"
@@ -275,7 +279,8 @@ def test_loading_the_same_file_set_twice_shares_one_warm_worker(make: Make) -> N
     assert first.run({}) == {"n": 1}
     assert second.run({}) == {"n": 2}
     first.teardown()
-    assert second.worker is not None and second.worker.alive  # still used by the second handle
+    assert second.worker is not None
+    assert second.worker.alive
     assert second.teardown() == {"n": 2}
 
 
@@ -283,6 +288,7 @@ def test_a_changed_file_set_gets_its_own_worker(make: Make) -> None:
     folder = make("return {'v': 1}")
     with load(folder) as before:
         (folder / "handler.py").write_text((folder / "handler.py").read_text().replace("'v': 1", "'v': 2"))
+        sign_folder(folder)
         with load(folder) as after:
             assert after.run({}) == {"v": 2}
             assert before.run({}) == {"v": 1}
@@ -302,3 +308,45 @@ def test_a_worker_that_dies_between_calls_is_replaced_transparently(make: Make) 
         time.sleep(0.1)
         assert plugin.run({}) == {"n": 2}  # a new worker, state from the checkpoint
         assert plugin.worker is not worker
+
+
+def test_activation_refuses_an_unsigned_plugin_with_exit_4(
+    example_plugin: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["plugin", "run", str(example_plugin), "--input", '{"text": "hi"}']) == 4
+    err = capsys.readouterr().err
+    assert err.startswith("error: sentiment-analyzer: unsigned:")
+    assert len(err.strip().splitlines()) <= 3
+
+
+def test_activation_refuses_a_plugin_changed_after_signing(
+    signed_example: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    handler = signed_example / "handler.py"
+    handler.write_text(handler.read_text() + "\n# changed\n")
+    assert main(["plugin", "run", str(signed_example), "--input", '{"text": "hi"}', "--json"]) == 4
+    out = json.loads(capsys.readouterr().out)
+    assert out["error"]["reason"] == "tampered"
+    assert "handler.py modified" in out["error"]["message"]
+
+
+def test_insecure_allow_unsigned_runs_with_a_warning_and_says_so(
+    example_plugin: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    require_nsjail()
+    args = ["plugin", "run", str(example_plugin), "--input", '{"text": "good"}', "--json", "--insecure-allow-unsigned"]
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    out = json.loads(captured.out)
+    assert out["meta"]["signed"] is False
+    assert out["meta"]["signature_error"] == "unsigned"
+    assert "warning: --insecure-allow-unsigned: running UNVERIFIED code" in captured.err
+
+
+def test_results_name_the_signer(signed_example: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    require_nsjail()
+    assert main(["plugin", "run", str(signed_example), "--input", '{"text": "good"}', "--json"]) == 0
+    meta = json.loads(capsys.readouterr().out)["meta"]
+    assert meta["signed"] is True
+    assert meta["signer"].startswith("CN=")
+    assert len(meta["signer_fingerprint"]) == 64

@@ -22,6 +22,11 @@ def register(subparsers: dict[str, Any], groups: Any) -> None:
     p.add_argument("--input", dest="input", help="the input as JSON, or @FILE to read it from a file (default: stdin)")
     p.add_argument("--endpoint", help="interface endpoint name (default: the first)")
     p.add_argument("--json", action="store_true", help="print one JSON object with the result and its metadata")
+    p.add_argument(
+        "--insecure-allow-unsigned",
+        action="store_true",
+        help="run even if the signature is missing or does not verify (local development only; warns every time)",
+    )
     p.set_defaults(func=run)
 
 
@@ -53,7 +58,7 @@ def run(args: argparse.Namespace, out: Output) -> int:
     from ..plugin import Plugin
 
     payload = read_input(args.input)
-    plugin = Plugin(args.path)
+    plugin = Plugin(args.path, insecure_allow_unsigned=args.insecure_allow_unsigned)
     meta: dict[str, Any] = {"plugin": plugin.name, "version": str(plugin.manifest.version)}
     try:
         invocation = plugin.invoke(payload, endpoint=args.endpoint)

@@ -20,10 +20,18 @@ def register(subparsers: dict[str, Any], groups: Any) -> None:
     p.set_defaults(func=run)
 
 
+def _signature_line(plugin: Any) -> str:
+    check = plugin.signature
+    if check.verification is not None:
+        return f"verified, signed by {check.verification.signer_subject}"
+    return f"NOT verified ({check.waived}); activation would refuse it"
+
+
 def run(args: argparse.Namespace, out: Output) -> int:
     from ..plugin import Plugin
 
-    plugin = Plugin(args.path, activate=False)
+    # Printing the configuration runs nothing, so it works for unsigned plugins too (and says so).
+    plugin = Plugin(args.path, activate=False, insecure_allow_unsigned=True, warn=lambda _text: None)
     config = plugin.jail_config()
     policy = plugin.policy
     host = plugin.host
@@ -39,6 +47,7 @@ def run(args: argparse.Namespace, out: Output) -> int:
     }
     header = [
         f"# synapse_nb jail for {plugin.name} {plugin.manifest.version} (snapshot {plugin.snapshot.digest[:16]})",
+        f"# signature: {_signature_line(plugin)}",
         f"# nsjail binary: {host.nsjail}",
         f"# cgroups: {cgroups.describe()}",
         f"#   per worker: memory limit {policy.memory_mb} MiB, pids.max {policy.pids_max}; the worker is started as",
