@@ -18,7 +18,7 @@ class Row:
     measured: float
     baseline: float
     baseline_name: str
-    target: float
+    target: float | None  # None: an informational row
     unit: str = "ms"
     higher_is_better: bool = False
 
@@ -30,6 +30,8 @@ class Row:
 
     @property
     def passed(self) -> bool:
+        if self.target is None:
+            return True
         return self.ratio >= self.target if self.higher_is_better else self.ratio <= self.target
 
     def to_json(self) -> dict[str, Any]:
@@ -51,6 +53,7 @@ def format_table(rows: list[Row]) -> str:
     lines = [header]
     for r in rows:
         op = ">=" if r.higher_is_better else "<="
+        verdict = "info" if r.target is None else ("ok" if r.passed else "MISS")
         lines.append(
             (
                 r.benchmark,
@@ -58,8 +61,8 @@ def format_table(rows: list[Row]) -> str:
                 f"{r.measured:.3f} {r.unit}",
                 f"{r.baseline:.3f} {r.unit} ({r.baseline_name})",
                 f"{r.ratio:.2f}x",
-                f"{op} {r.target}x",
-                "ok" if r.passed else "MISS",
+                "-" if r.target is None else f"{op} {r.target}x",
+                verdict,
             )
         )
     widths = [max(len(str(line[i])) for line in lines) for i in range(len(header))]

@@ -21,6 +21,7 @@ import shutil
 import stat
 import tempfile
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -191,10 +192,17 @@ def scan_folder(folder: str | Path, *, exclude: tuple[str, ...] = (SIGNATURE_FIL
 
 @dataclass(frozen=True)
 class Snapshot:
-    """A read-only, content-addressed copy of a plugin folder (its signature file included, when present)."""
+    """A read-only, content-addressed copy of a plugin folder.
+
+    ``signature`` holds the bytes of the *source* folder's signature file as read when the snapshot was taken
+    (None when it has none; ``signature_error`` says why it could not be read). Verification uses these bytes,
+    never the copy in the shared snapshot folder, which another folder with the same content may replace.
+    """
 
     path: Path
     files: FileSet
+    signature: bytes | None = None
+    signature_error: str | None = None
 
     @property
     def digest(self) -> str:
@@ -208,17 +216,71 @@ def _make_read_only(root: Path) -> None:
         os.chmod(dirpath, 0o555)
 
 
-def snapshot_folder(folder: str | Path, cache_root: Path) -> Snapshot:
-    """Copy ``folder`` into ``cache_root/<digest>``, hashing every byte as it is copied.
+IN_MEMORY_SNAPSHOT_BYTES = 16 << 20
 
-    An existing snapshot with the same digest is reused. The signature file, if present, is copied along
-    (it is not part of the digest) so that verification can run against the copy itself.
+
+def _read_regular(path: Path) -> bytes:
+    """All bytes of a regular file, opened without following symlinks."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise FileSetError(f"{path} changed into a special file while being read")
+        chunks = []
+        while chunk := os.read(fd, _CHUNK):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def snapshot_folder(folder: str | Path, cache_root: Path) -> Snapshot:
+    """Copy ``folder`` into ``cache_root/<digest>``, hashing exactly the bytes that are copied.
+
+    An existing snapshot with the same digest is reused without copying. The signature file, if present, is
+    copied along (it is not part of the digest) so that verification can run against the copy itself.
+    Plugins up to 16 MiB are read once into memory, so that an unchanged plugin costs one read and no write;
+    larger ones are streamed into a staging folder while being hashed.
     """
     root = Path(folder)
     files, problems = _walk(root, frozenset({SIGNATURE_FILE}))
     if problems:
         raise FileSetError.from_problems(problems, plugin=root.resolve().name)
     cache_root.mkdir(parents=True, exist_ok=True)
+    signature, signature_error = _read_signature_file(root / SIGNATURE_FILE)
+    if sum(path.stat().st_size for _, path in files) <= IN_MEMORY_SNAPSHOT_BYTES:
+        contents = {rel: _read_regular(path) for rel, path in files}
+        fileset = FileSet(
+            tuple(FileEntry(rel, len(data), hashlib.sha256(data).hexdigest()) for rel, data in contents.items())
+        )
+        final = cache_root / fileset.digest
+        if final.exists():
+            _refresh_signature(final, signature)
+        else:
+            _publish(cache_root, fileset, signature, lambda rel, target: target.write_bytes(contents[rel]))
+    else:
+        fileset = _stream_snapshot(cache_root, files, signature)
+    return Snapshot(cache_root / fileset.digest, fileset, signature, signature_error)
+
+
+MAX_SIGNATURE_BYTES = 4 << 20
+
+
+def _read_signature_file(path: Path) -> tuple[bytes | None, str | None]:
+    """(bytes, None), (None, None) when absent, or (None, why it cannot be used)."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return None, None
+    if stat.S_ISLNK(info.st_mode):
+        return None, "is a symbolic link"
+    if not stat.S_ISREG(info.st_mode):
+        return None, "is not a regular file"
+    if info.st_size > MAX_SIGNATURE_BYTES:
+        return None, f"is over {MAX_SIGNATURE_BYTES >> 20} MiB"
+    return _read_regular(path), None
+
+
+def _stream_snapshot(cache_root: Path, files: list[tuple[str, Path]], signature: bytes | None) -> FileSet:
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=cache_root))
     try:
         entries = []
@@ -227,47 +289,66 @@ def snapshot_folder(folder: str | Path, cache_root: Path) -> Snapshot:
             target.parent.mkdir(parents=True, exist_ok=True)
             size, sha = _hash_file(path, copy_to=target)
             entries.append(FileEntry(rel, size, sha))
-        sig = root / SIGNATURE_FILE
-        if sig.is_file() and not sig.is_symlink():
-            _hash_file(sig, copy_to=staging / SIGNATURE_FILE)
         fileset = FileSet(tuple(entries))
         final = cache_root / fileset.digest
-        _make_read_only(staging)
         if final.exists():
-            # Same bytes already there; refresh the signature copy only when it differs.
-            existing_sig = final / SIGNATURE_FILE
-            new_sig = staging / SIGNATURE_FILE
-            if _read_or_none(existing_sig) != _read_or_none(new_sig):
-                _replace_signature(final, new_sig)
             _remove_tree(staging)
+            _refresh_signature(final, signature)
         else:
-            try:
-                staging.rename(final)
-            except OSError:  # another process won the race with identical content
-                _remove_tree(staging)
-        return Snapshot(path=final, files=fileset)
+            _publish(cache_root, fileset, signature, None, staging=staging)
+        return fileset
     except BaseException:
         _remove_tree(staging)
         raise
 
 
-def _read_or_none(path: Path) -> bytes | None:
+def _publish(
+    cache_root: Path,
+    fileset: FileSet,
+    signature: bytes | None,
+    write: Callable[[str, Path], object] | None,
+    *,
+    staging: Path | None = None,
+) -> None:
+    """Fill a staging folder (unless given filled), make it read-only and rename it to its digest."""
+    final = cache_root / fileset.digest
+    staging = staging or Path(tempfile.mkdtemp(prefix=".staging-", dir=cache_root))
     try:
-        return path.read_bytes()
+        if write is not None:
+            for entry in fileset.entries:
+                target = staging / entry.path
+                target.parent.mkdir(parents=True, exist_ok=True)
+                write(entry.path, target)
+        if signature is not None:
+            (staging / SIGNATURE_FILE).write_bytes(signature)
+        _make_read_only(staging)
+        try:
+            staging.rename(final)
+        except OSError:  # another process published identical content first
+            _remove_tree(staging)
+            _refresh_signature(final, signature)
+    except BaseException:
+        _remove_tree(staging)
+        raise
+
+
+def _refresh_signature(final: Path, signature: bytes | None) -> None:
+    """Same bytes already published: make the snapshot's signature copy the folder's current one."""
+    target = final / SIGNATURE_FILE
+    try:
+        current = target.read_bytes()
     except OSError:
-        return None
-
-
-def _replace_signature(final: Path, new_sig: Path) -> None:
+        current = None
+    if current == signature:
+        return
     os.chmod(final, 0o755)
     try:
-        target = final / SIGNATURE_FILE
-        if new_sig.exists():
+        if signature is not None:
             tmp = final / (SIGNATURE_FILE + ".tmp")
-            shutil.copyfile(new_sig, tmp)
+            tmp.write_bytes(signature)
             os.chmod(tmp, 0o444)
             os.replace(tmp, target)
-        elif target.exists():
+        elif current is not None:
             target.unlink()
     finally:
         os.chmod(final, 0o555)

@@ -18,18 +18,18 @@ from pathlib import Path
 from typing import Any
 
 from .anatomy import PluginFolder, display_path, validate_folder
-from .config import Config, load_config
+from .config import Config, SandboxSettings, load_config
 from .environments.kernel import unsatisfied
 from .errors import SandboxError, SynapseError
 from .fileset import Snapshot
-from .manifest import Manifest
+from .manifest import Manifest, load_manifest
 from .payloads import encode_payload, validate_input, validate_output
 from .sandbox.host import HostInfo, detect_host
 from .sandbox.jail import JailConfig, JailLayout, build_jail
 from .sandbox.policy import SandboxPolicy
-from .sandbox.pool import WorkerSlot, acquire_slot, release_slot
+from .sandbox.pool import WorkerSlot, acquire_slot, release_slot, slot_key
 from .sandbox.worker import CallResult, StartInfo, Worker, WorkerSpec
-from .signing import SignatureCheck, verified_snapshot
+from .signing import SignatureCheck, check_activation, take_snapshot
 
 __all__ = ["Invocation", "Plugin", "load"]
 
@@ -61,22 +61,53 @@ class Plugin:
         settings = self.config.sandbox
         self.host = host or detect_host(settings.nsjail)
         shown = display_path(folder)
-        # Snapshot, then verify that very read-only copy: it is what the worker mounts (no check/use window).
-        self.snapshot: Snapshot
-        self.signature: SignatureCheck
-        if warn is None:
-            self.snapshot, self.signature = verified_snapshot(self.source, allow_unsigned=insecure_allow_unsigned)
-        else:
-            self.snapshot, self.signature = verified_snapshot(
-                self.source, allow_unsigned=insecure_allow_unsigned, warn=warn
+        # The snapshot is what the worker mounts and what is verified: no window between check and use.
+        self.snapshot: Snapshot = take_snapshot(self.source, allow_unsigned=insecure_allow_unsigned)
+        early = self._early_spec(settings, shown) if activate else None
+        slot: WorkerSlot | None = None
+        if early is not None:
+            # Start the jail now and verify while it comes up; plugin code runs only after verification.
+            slot = acquire_slot(early, self.host, state)
+            slot.prepare()
+        try:
+            self.signature: SignatureCheck = check_activation(
+                self.snapshot, allow_unsigned=insecure_allow_unsigned, display=self.source, warn=warn
             )
-        self.folder: PluginFolder = validate_folder(self.snapshot.path, check_import=False, display=shown)
-        self.manifest: Manifest = self.folder.manifest
-        self.name = self.manifest.name
-        self._check_runtime()
-        self.policy = SandboxPolicy.from_manifest(self.manifest, settings)
-        secrets = {k: os.environ[k] for k in self.manifest.secrets if k in os.environ}
-        self.spec = WorkerSpec(
+            self.folder: PluginFolder = validate_folder(self.snapshot.path, check_import=False, display=shown)
+            self.manifest: Manifest = self.folder.manifest
+            self.name = self.manifest.name
+            self._check_runtime()
+            self.policy = SandboxPolicy.from_manifest(self.manifest, settings)
+            self.spec = self._worker_spec()
+        except BaseException:
+            if slot is not None:
+                release_slot(slot)
+            raise
+        if slot is None or slot_key(self.spec) != slot.key:
+            if slot is not None:
+                release_slot(slot)
+            slot = acquire_slot(self.spec, self.host, state)
+        self.slot: WorkerSlot = slot
+        self.calls = 0
+        self.errors = 0
+        self._released = False
+        if activate:
+            self.activate()
+
+    def _early_spec(self, settings: SandboxSettings, shown: str) -> WorkerSpec | None:
+        """The worker spec from the snapshot's manifest alone, or None if it does not load (reported later)."""
+        try:
+            manifest = load_manifest(self.snapshot.path, display=display_path(shown, "manifest.yaml"))
+        except SynapseError:
+            return None
+        if not manifest.runtime.satisfied_by(self.host.python_version):
+            return None
+        self.manifest, self.name = manifest, manifest.name
+        self.policy = SandboxPolicy.from_manifest(manifest, settings)
+        return self._worker_spec()
+
+    def _worker_spec(self) -> WorkerSpec:
+        return WorkerSpec(
             plugin=self.name,
             version=str(self.manifest.version),
             digest=self.snapshot.digest,
@@ -85,14 +116,8 @@ class Plugin:
             ),
             policy=self.policy,
             entrypoint=self.manifest.execution.entrypoint,
-            secrets=secrets,
+            secrets={k: os.environ[k] for k in self.manifest.secrets if k in os.environ},
         )
-        self.slot: WorkerSlot = acquire_slot(self.spec, self.host, state)
-        self.calls = 0
-        self.errors = 0
-        self._released = False
-        if activate:
-            self.activate()
 
     def activate(self) -> StartInfo | None:
         """Start the warm worker now (the cold start), unless one is running; returns its StartInfo."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 
 import pytest
@@ -192,3 +193,15 @@ def test_worker_cgroup_limits_on_v2_files(tmp_path: Path) -> None:
 def test_unavailable_cgroups_refuse_to_create_workers() -> None:
     with pytest.raises(RuntimeError, match="cgroups are unavailable"):
         WorkerCgroup(CgroupSupport(None, reason="no"), memory_bytes=1, pids_max=1)
+
+
+def test_stale_worker_cgroups_of_dead_hosts_are_swept(tmp_path: Path) -> None:
+    from synapse_nb.sandbox.cgroups import sweep_stale
+
+    parent = tmp_path / "synapse"
+    (parent / "w999999999-1").mkdir(parents=True)  # no such host process
+    (parent / f"w{os.getpid()}-1").mkdir()  # ours: kept
+    (parent / "other").mkdir()  # not a worker cgroup: kept
+    support = CgroupSupport(2, memory_parent=parent, pids_parent=parent)
+    assert sweep_stale(support) == 1
+    assert sorted(p.name for p in parent.iterdir()) == sorted([f"w{os.getpid()}-1", "other"])

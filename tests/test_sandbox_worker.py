@@ -315,7 +315,10 @@ def test_activation_refuses_an_unsigned_plugin_with_exit_4(
 ) -> None:
     assert main(["plugin", "run", str(example_plugin), "--input", '{"text": "hi"}']) == 4
     err = capsys.readouterr().err
-    assert err.startswith("error: sentiment-analyzer: unsigned:")
+    assert err.startswith(
+        f"error: sentiment-analyzer: unsigned: no synapse.sig.json in {str(example_plugin)!r}; "
+        f"sign it with `synapse-cli plugin sign {example_plugin}`"
+    )
     assert len(err.strip().splitlines()) <= 3
 
 

@@ -91,3 +91,38 @@ def test_with_the_insecure_flag_a_folder_that_cannot_be_snapshotted_is_still_inv
     (plugin / "link.py").symlink_to(plugin / "handler.py")
     with pytest.raises(FileSetError):
         verified_snapshot(plugin, allow_unsigned=True, warn=lambda _: None)
+
+
+def test_an_unsigned_copy_of_a_signed_plugin_is_still_refused(tmp_path: Path, signed_example: Path) -> None:
+    """Identical content shares one snapshot folder; each folder is judged by its own signature."""
+    import shutil
+
+    from synapse_nb.errors import SignatureError
+    from synapse_nb.fileset import SIGNATURE_FILE
+    from synapse_nb.signing import verified_snapshot
+
+    copy = tmp_path / "copy" / "sentiment-analyzer"
+    shutil.copytree(signed_example, copy)
+    (copy / SIGNATURE_FILE).unlink()
+    signed, _ = verified_snapshot(signed_example)
+    with pytest.raises(SignatureError, match="unsigned") as info:
+        verified_snapshot(copy)
+    assert info.value.reason == "unsigned"
+    # and the signed one still verifies after the unsigned copy was snapshotted
+    again, check = verified_snapshot(signed_example)
+    assert again.path == signed.path
+    assert check.signed
+
+
+def test_a_symlinked_signature_is_refused_at_activation(signed_example: Path) -> None:
+    from synapse_nb.errors import SignatureError
+    from synapse_nb.fileset import SIGNATURE_FILE
+    from synapse_nb.signing import verified_snapshot
+
+    sig = signed_example / SIGNATURE_FILE
+    real = signed_example.parent / "elsewhere.sig.json"
+    sig.rename(real)
+    sig.symlink_to(real)
+    with pytest.raises(SignatureError, match=r"synapse\.sig\.json: is a symbolic link") as info:
+        verified_snapshot(signed_example)
+    assert info.value.reason == "tampered"

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["CgroupSupport", "WorkerCgroup", "detect_cgroups"]
+__all__ = ["CgroupSupport", "WorkerCgroup", "detect_cgroups", "sweep_stale"]
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 _counter = itertools.count(1)
@@ -117,6 +117,27 @@ def detect_cgroups(root: Path = CGROUP_ROOT, proc_cgroup: str | None = None) -> 
         return CgroupSupport(None, reason=f"cannot read cgroups: {exc}")
 
 
+def sweep_stale(support: CgroupSupport) -> int:
+    """Remove empty worker cgroups left behind by host processes that no longer exist; returns how many."""
+    removed = 0
+    for parent in {p for p in (support.memory_parent, support.pids_parent) if p is not None}:
+        try:
+            children = list(parent.iterdir())
+        except OSError:
+            continue
+        for child in children:
+            name = child.name
+            if not (child.is_dir() and name.startswith("w") and "-" in name):
+                continue
+            owner = name[1:].split("-", 1)[0]
+            if not owner.isdigit() or Path(f"/proc/{owner}").exists():
+                continue
+            with contextlib.suppress(OSError):
+                child.rmdir()  # fails (and is kept) while any process is still inside
+                removed += 1
+    return removed
+
+
 def _read_int(path: Path) -> int:
     try:
         return int(path.read_text().split()[0])
@@ -138,40 +159,49 @@ def _read_key(path: Path, key: str) -> int:
 class WorkerCgroup:
     """The cgroups of one worker: create with limits, read counters, kill everything, remove."""
 
-    def __init__(self, support: CgroupSupport, *, memory_bytes: int, pids_max: int, name: str | None = None) -> None:
+    def __init__(
+        self,
+        support: CgroupSupport,
+        *,
+        memory_bytes: int | None = None,
+        pids_max: int | None = None,
+        name: str | None = None,
+    ) -> None:
         if not support.available or support.memory_parent is None or support.pids_parent is None:
             raise RuntimeError(f"cgroups are {support.describe()}")
         self.support = support
         self.name = name or f"w{os.getpid()}-{next(_counter)}"
-        self.memory_bytes = memory_bytes
-        self.pids_max = pids_max
         self.memory_dir = support.memory_parent / self.name
         self.pids_dir = support.pids_parent / self.name
         self._dirs = [self.memory_dir] if self.memory_dir == self.pids_dir else [self.memory_dir, self.pids_dir]
         for d in self._dirs:
             d.mkdir()
-        try:
-            self._apply_limits()
-        except OSError:
-            self.remove()
-            raise
+        if memory_bytes is not None and pids_max is not None:
+            try:
+                self.limit(memory_bytes=memory_bytes, pids_max=pids_max)
+            except OSError:
+                self.remove()
+                raise
 
-    def _apply_limits(self) -> None:
+    def limit(self, *, memory_bytes: int, pids_max: int) -> None:
+        """Set the memory and process limits (cheap: unlike joining a cgroup, this needs no RCU grace period)."""
+        self.memory_bytes = memory_bytes
+        self.pids_max = pids_max
         if self.support.version == 2:
-            (self.memory_dir / "memory.max").write_text(str(self.memory_bytes))
+            (self.memory_dir / "memory.max").write_text(str(memory_bytes))
             swap = self.memory_dir / "memory.swap.max"
             if swap.exists():
                 swap.write_text("0")
-            (self.pids_dir / "pids.max").write_text(str(self.pids_max))
+            (self.pids_dir / "pids.max").write_text(str(pids_max))
             return
-        (self.memory_dir / "memory.limit_in_bytes").write_text(str(self.memory_bytes))
+        (self.memory_dir / "memory.limit_in_bytes").write_text(str(memory_bytes))
         memsw = self.memory_dir / "memory.memsw.limit_in_bytes"
         if memsw.exists():  # only with swap accounting; keeps a hog from escaping into swap
             with contextlib.suppress(OSError):
-                memsw.write_text(str(self.memory_bytes))
+                memsw.write_text(str(memory_bytes))
         with contextlib.suppress(OSError):
             (self.memory_dir / "memory.swappiness").write_text("0")
-        (self.pids_dir / "pids.max").write_text(str(self.pids_max))
+        (self.pids_dir / "pids.max").write_text(str(pids_max))
 
     @property
     def procs_files(self) -> list[Path]:

@@ -11,7 +11,7 @@ import sysconfig
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .cgroups import CgroupSupport, detect_cgroups
+from .cgroups import CgroupSupport, detect_cgroups, sweep_stale
 
 __all__ = ["HostInfo", "detect_host", "find_nsjail"]
 
@@ -121,11 +121,14 @@ def detect_host(nsjail: str | None = None) -> HostInfo:
     if libdir and os.path.isdir(libdir) and not Path(libdir).resolve().is_relative_to(prefix):
         lib_dirs.append(Path(libdir).resolve())
     sites = _site_dirs()
+    cgroups = detect_cgroups()
+    if cgroups.available:
+        sweep_stale(cgroups)
     return HostInfo(
         nsjail=find_nsjail(nsjail),
         uid=os.geteuid(),
         gid=os.getegid(),
-        cgroups=detect_cgroups(),
+        cgroups=cgroups,
         python=python,
         python_prefix=prefix,
         lib_dirs=tuple(lib_dirs),

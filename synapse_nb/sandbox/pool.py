@@ -52,6 +52,7 @@ class WorkerSlot:
         self.last_start: StartInfo | None = None
         self._lock = threading.Lock()
         self._worker: Worker | None = None
+        self._pending: Worker | None = None  # spawned, plugin code not started yet (see prepare)
         self._starting: threading.Thread | None = None
         self._closed = False
 
@@ -66,9 +67,27 @@ class WorkerSlot:
         return "nsjail" if self.host.cgroups.available else "nsjail-nocgroup"
 
     def _start(self) -> tuple[Worker, StartInfo]:
-        worker = Worker(self.spec, self.host)
-        _live_workers.add(worker)
+        worker, self._pending = self._pending, None
+        if worker is None:
+            worker = Worker(self.spec, self.host)
+            _live_workers.add(worker)
         return worker, worker.start(self.state)
+
+    def prepare(self) -> None:
+        """Spawn the jail for the next worker now, while the caller still verifies the plugin.
+
+        No plugin code runs until :meth:`worker` sends the start frame; if verification fails the caller
+        releases the slot and the spawned jail is killed.
+        """
+        with self._lock:
+            if self._closed or self._pending is not None:
+                return
+            if self._worker is not None and self._worker.alive:
+                return
+            worker = Worker(self.spec, self.host)
+            _live_workers.add(worker)
+            worker.spawn()
+            self._pending = worker
 
     def worker(self) -> tuple[Worker, StartInfo | None]:
         """The live worker, started now (a cold start) if there is none; the StartInfo when it started."""
@@ -135,6 +154,9 @@ class WorkerSlot:
         with self._lock:
             self._closed = True
             worker, self._worker = self._worker, None
+            pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.kill("never started")
         if worker is not None:
             final = worker.stop()
             if final is not None:

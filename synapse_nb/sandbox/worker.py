@@ -17,6 +17,7 @@ import contextlib
 import json
 import os
 import select
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -41,14 +42,12 @@ from ..errors import (
 from .cgroups import WorkerCgroup
 from .host import HostInfo, precompile_guest_runtime
 from .jail import JailConfig, JailLayout, build_jail
+from .launch import NO_CONFIG, PLACEMENT_FAILED, launches
 from .policy import SandboxPolicy
 from .protocol import HEADER, frame
 
 __all__ = ["CallResult", "FairLock", "StartInfo", "Worker", "WorkerSpec"]
 
-# Written into each cgroup.procs by the shell itself, which then becomes nsjail: no process of the jail
-# ever runs outside the worker's cgroups.
-CGROUP_WRAPPER = 'p=$$; while [ "$1" != "--" ]; do echo "$p" > "$1" || exit 125; shift; done; shift; exec "$@"'
 ACTIVATION_TIMEOUT_MS = 120_000
 STOP_TIMEOUT_MS = 5_000
 ENOSPC, EFBIG = 28, 27
@@ -171,6 +170,8 @@ class Worker:
         self.use_cgroups = use_cgroups and host.cgroups.available
         self.lock = FairLock()
         self.proc: subprocess.Popen[bytes] | None = None
+        self._run_dir: Path | None = None
+        self._spawned_at = 0.0
         self.cgroup: WorkerCgroup | None = None
         self.stdout = _Ring(spec.policy.max_log_bytes)
         self.stderr = _Ring(spec.policy.max_log_bytes)
@@ -206,47 +207,33 @@ class Worker:
 
     def _spawn(self) -> None:
         policy, host = self.spec.policy, self.host
-        req_r, req_w = os.pipe()
-        rep_r, rep_w = os.pipe()
-        log_r, log_w = os.pipe()
-        out_r, out_w = os.pipe()
-        err_r, err_w = os.pipe()
-        self.config = build_jail(
-            policy, self.spec.layout, host, request_fd=req_r, reply_fd=rep_w, log_fd=log_w, name=self.spec.plugin
-        )
-        run_dir = Path(tempfile.mkdtemp(prefix="synapse-jail-"))
-        config_path = run_dir / "nsjail.cfg"
-        config_path.write_text(self.config.to_text())
-        argv = [str(host.nsjail), "--config", str(config_path)]
-        if self.use_cgroups:
-            self.cgroup = WorkerCgroup(
-                host.cgroups, memory_bytes=policy.memory_mb * 1024 * 1024, pids_max=policy.pids_max
-            )
-            argv = ["/bin/sh", "-c", CGROUP_WRAPPER, "sh", *map(str, self.cgroup.procs_files), "--", *argv]
+        launch = launches.take(host, use_cgroups=self.use_cgroups)
+        self.cgroup = launch.cgroup
         try:
-            self.proc = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=out_w,
-                stderr=err_w,
-                pass_fds=(req_r, rep_w, log_w),
-                close_fds=True,
-                start_new_session=True,
-                env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
-            )
-        except OSError as exc:
-            self._close_fds(req_r, req_w, rep_r, rep_w, log_r, log_w, out_r, out_w, err_r, err_w)
-            if self.cgroup:
-                self.cgroup.remove()
-            raise SandboxError(f"cannot start nsjail ({host.nsjail}): {exc}", plugin=self.spec.plugin) from exc
-        finally:
-            self._run_dir = run_dir
-        self._close_fds(req_r, rep_w, log_w, out_w, err_w)
-        self._req_w, self._rep_r = req_w, rep_r
-        self._poll.register(rep_r, select.POLLIN | select.POLLHUP | select.POLLERR)
-        self._idle_poll.register(rep_r, select.POLLHUP | select.POLLERR)
+            if self.cgroup is not None:
+                self.cgroup.limit(memory_bytes=policy.memory_mb * 1024 * 1024, pids_max=policy.pids_max)
+            request_fd, reply_fd, log_fd = launch.child_fds
+            self.config = build_jail(
+                policy, self.spec.layout, host, request_fd=request_fd, reply_fd=reply_fd, log_fd=log_fd,
+                name=self.spec.plugin,
+            )  # fmt: skip
+            self._run_dir = Path(tempfile.mkdtemp(prefix="synapse-jail-"))
+            config_path = self._run_dir / "nsjail.cfg"
+            config_path.write_text(self.config.to_text())
+            launch.go(config_path)
+        except BaseException:
+            self.cgroup = None
+            launch.discard()
+            raise
+        self.proc = launch.proc
+        self._req_w, self._rep_r = launch.req_w, launch.rep_r
+        self._poll.register(self._rep_r, select.POLLIN | select.POLLHUP | select.POLLERR)
+        self._idle_poll.register(self._rep_r, select.POLLHUP | select.POLLERR)
         self._drain = threading.Thread(
-            target=self._drain_logs, args=(out_r, err_r, log_r), name=f"synapse-drain-{self.spec.plugin}", daemon=True
+            target=self._drain_logs,
+            args=(launch.out_r, launch.err_r, launch.log_r),
+            name=f"synapse-drain-{self.spec.plugin}",
+            daemon=True,
         )
         self._drain.start()
 
@@ -275,11 +262,23 @@ class Worker:
                     open_fds.discard(fd)
                     os.close(fd)
 
-    def start(self, state: dict[str, Any] | None = None, *, timeout_ms: int = ACTIVATION_TIMEOUT_MS) -> StartInfo:
-        """Cold start: spawn the jail, import the handler, restore ``state``, run ``setup``."""
+    def spawn(self) -> None:
+        """Start the jail and the guest runtime, without running any plugin code yet.
+
+        The guest imports only synapse_nb's runtime and then waits for the ``start`` frame; nothing from the
+        plugin folder is imported or executed before :meth:`start`. So the host may spawn first and verify the
+        plugin's signature while the jail comes up.
+        """
+        if self.proc is not None:
+            return
         precompile_guest_runtime(self.host.package_dir)
-        t0 = time.perf_counter()
+        self._spawned_at = time.perf_counter()
         self._spawn()
+
+    def start(self, state: dict[str, Any] | None = None, *, timeout_ms: int = ACTIVATION_TIMEOUT_MS) -> StartInfo:
+        """Cold start: (spawn the jail if not yet done), import the handler, restore ``state``, run ``setup``."""
+        self.spawn()
+        t0 = self._spawned_at
         spec = self.spec
         start = {
             "op": "start",
@@ -307,10 +306,9 @@ class Worker:
         except _Dead:
             raise self._death("while starting") from None
         finally:
-            with contextlib.suppress(OSError):
-                for leftover in self._run_dir.iterdir():
-                    leftover.unlink()
-                self._run_dir.rmdir()
+            if self._run_dir is not None:  # nsjail has read its config by now
+                shutil.rmtree(self._run_dir, ignore_errors=True)
+                self._run_dir = None
         if not reply.get("ok"):
             self.kill("activation failed")
             raise self._error_from_reply(reply, during="activation")
@@ -535,8 +533,10 @@ class Worker:
                 value=policy.memory_mb,
                 details=details,
             )
-        if status == 125 and self.use_cgroups:
+        if status == PLACEMENT_FAILED and self.use_cgroups:
             return SandboxError("could not place the worker in its cgroups", plugin=plugin)
+        if status == NO_CONFIG:
+            return SandboxError("the worker launcher got no configuration", plugin=plugin)
         if status is not None and status > 128 and status - 128 in _SIGNALS:
             sig = _SIGNALS[status - 128]
             return PluginCrashed(

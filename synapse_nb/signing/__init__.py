@@ -20,7 +20,7 @@ Private keys are 0600 and encrypted when ``SYNAPSE_KEY_PASSPHRASE`` is set. Fail
 
 from __future__ import annotations
 
-from .enforce import INSECURE_FLAG, SignatureCheck, check_activation, verified_snapshot
+from .enforce import INSECURE_FLAG, SignatureCheck, check_activation, take_snapshot, verified_snapshot
 from .keys import (
     KEY_TYPES,
     PASSPHRASE_ENV,
@@ -56,6 +56,7 @@ __all__ = [
     "load_developer_key",
     "revoke_serial",
     "sign_folder",
+    "take_snapshot",
     "verified_snapshot",
     "verify_fileset",
     "verify_folder",

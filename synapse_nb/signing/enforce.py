@@ -28,7 +28,7 @@ from ..paths import synapse_home
 from .trust import TrustStore
 from .verify import Verification, verify_folder, verify_snapshot
 
-__all__ = ["INSECURE_FLAG", "SignatureCheck", "check_activation", "verified_snapshot"]
+__all__ = ["INSECURE_FLAG", "SignatureCheck", "check_activation", "take_snapshot", "verified_snapshot"]
 
 INSECURE_FLAG = "--insecure-allow-unsigned"
 
@@ -62,9 +62,10 @@ def check_activation(
     *,
     manifest: Manifest | None = None,
     allow_unsigned: bool = False,
-    warn: Callable[[str], None] = _stderr_warning,
+    warn: Callable[[str], None] | None = None,
     trust: TrustStore | None = None,
     now: dt.datetime | None = None,
+    display: Path | None = None,
 ) -> SignatureCheck:
     """Verify ``target`` (preferably the snapshot that will run) before activation.
 
@@ -73,13 +74,13 @@ def check_activation(
     """
     try:
         if isinstance(target, Snapshot):
-            verification = verify_snapshot(target, manifest=manifest, trust=trust, now=now)
+            verification = verify_snapshot(target, manifest=manifest, trust=trust, now=now, display=display)
         else:
             verification = verify_folder(target, manifest=manifest, trust=trust, now=now)
     except SignatureError as exc:
         if not allow_unsigned:
             raise
-        warn(f"{INSECURE_FLAG}: running UNVERIFIED code, for local development only ({exc})")
+        (warn or _stderr_warning)(f"{INSECURE_FLAG}: running UNVERIFIED code, for local development only ({exc})")
         return SignatureCheck(None, waived=exc)
     return SignatureCheck(verification)
 
@@ -90,7 +91,7 @@ def verified_snapshot(
     cache_root: Path | None = None,
     manifest: Manifest | None = None,
     allow_unsigned: bool = False,
-    warn: Callable[[str], None] = _stderr_warning,
+    warn: Callable[[str], None] | None = None,
     trust: TrustStore | None = None,
     now: dt.datetime | None = None,
 ) -> tuple[Snapshot, SignatureCheck]:
@@ -101,6 +102,18 @@ def verified_snapshot(
     itself is raised (exit 3), because such a folder cannot be run at all.
     """
     root = Path(folder)
+    snapshot = take_snapshot(root, cache_root=cache_root, allow_unsigned=allow_unsigned)
+    check = check_activation(
+        snapshot, manifest=manifest, allow_unsigned=allow_unsigned, warn=warn, trust=trust, now=now, display=root
+    )
+    return snapshot, check
+
+
+def take_snapshot(root: Path, *, cache_root: Path | None = None, allow_unsigned: bool = False) -> Snapshot:
+    """The read-only snapshot of ``root`` that activation verifies and runs (first half of verified_snapshot).
+
+    A folder that cannot be snapshotted is refused as :func:`verified_snapshot` describes.
+    """
     try:
         snapshot = snapshot_folder(root, cache_root or synapse_home() / "cache" / "plugins")
     except FileSetError as exc:
@@ -115,7 +128,4 @@ def verified_snapshot(
             reason=reason,
             details=problems,
         ) from exc
-    check = check_activation(
-        snapshot, manifest=manifest, allow_unsigned=allow_unsigned, warn=warn, trust=trust, now=now
-    )
-    return snapshot, check
+    return snapshot

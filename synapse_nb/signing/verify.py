@@ -28,7 +28,7 @@ from cryptography import x509
 
 from ..errors import ManifestError, SignatureError, UsageError
 from ..fileset import SIGNATURE_FILE, FileSet, FileSetError, Snapshot, scan_folder
-from ..manifest import Manifest, load_manifest
+from ..manifest import MANIFEST_FILE, Manifest, load_manifest
 from .certs import describe_key, fingerprint, subject, utc
 from .chain import ChainProblem, validate_chain
 from .diff import describe_changes, diff_filesets
@@ -78,14 +78,18 @@ class Verification:
         }
 
 
-def read_signature(folder: Path, *, plugin: str) -> bytes:
-    """The bytes of ``folder/synapse.sig.json``: a regular file, not followed through a symlink."""
+def read_signature(folder: Path, *, plugin: str, display: Path | None = None) -> bytes:
+    """The bytes of ``folder/synapse.sig.json``: a regular file, not followed through a symlink.
+
+    ``display`` is the folder the user named when ``folder`` is a snapshot of it.
+    """
     path = folder / SIGNATURE_FILE
+    shown = display or folder
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
     except FileNotFoundError:
         raise SignatureError(
-            f"unsigned: no {SIGNATURE_FILE} in {str(folder)!r}; sign it with `synapse-cli plugin sign {folder}`",
+            f"unsigned: no {SIGNATURE_FILE} in {str(shown)!r}; sign it with `synapse-cli plugin sign {shown}`",
             plugin=plugin,
             reason="unsigned",
         ) from None
@@ -115,11 +119,13 @@ def read_signature(folder: Path, *, plugin: str) -> bytes:
         os.close(fd)
 
 
-def _manifest_or_error(folder: Path, manifest: Manifest | None) -> tuple[Manifest | None, ManifestError | None]:
+def _manifest_or_error(
+    folder: Path, manifest: Manifest | None, display: Path | None = None
+) -> tuple[Manifest | None, ManifestError | None]:
     if manifest is not None:
         return manifest, None
     try:
-        return load_manifest(folder), None
+        return load_manifest(folder, display=str(display / MANIFEST_FILE) if display else None), None
     except ManifestError as exc:
         return None, exc
 
@@ -253,11 +259,28 @@ def verify_snapshot(
     manifest: Manifest | None = None,
     trust: TrustStore | None = None,
     now: dt.datetime | None = None,
+    display: Path | None = None,
 ) -> Verification:
-    """Verify a read-only snapshot with the file set computed while it was copied (no second hashing pass)."""
-    loaded, error = _manifest_or_error(snapshot.path, manifest)
-    plugin = loaded.name if loaded is not None else snapshot.path.name
-    data = read_signature(snapshot.path, plugin=plugin)
+    """Verify a read-only snapshot with the file set computed while it was copied (no second hashing pass).
+
+    ``display`` is the folder the snapshot was taken of, for messages.
+    """
+    loaded, error = _manifest_or_error(snapshot.path, manifest, display)
+    plugin = loaded.name if loaded is not None else (display or snapshot.path).resolve().name
+    # The signature bytes read from the source folder when the snapshot was taken: the snapshot folder is
+    # shared by every folder with the same content, and its signature copy may be another folder's.
+    if snapshot.signature_error is not None:
+        raise SignatureError(
+            f"malformed: {SIGNATURE_FILE} {snapshot.signature_error}", plugin=plugin, reason="malformed"
+        )
+    if snapshot.signature is None:
+        shown = display or snapshot.path
+        raise SignatureError(
+            f"unsigned: no {SIGNATURE_FILE} in {str(shown)!r}; sign it with `synapse-cli plugin sign {shown}`",
+            plugin=plugin,
+            reason="unsigned",
+        )
+    data = snapshot.signature
     return verify_fileset(
         snapshot.files, data, plugin=plugin, manifest=loaded, manifest_error=error, trust=trust, now=now
     )
