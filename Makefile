@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-dev
 DEMO_DIR := build/demo
 
-.PHONY: demo test lint typecheck unit bench clean system-deps
+.PHONY: demo test lint typecheck unit bench clean system-deps lab
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,13 @@ demo: $(STAMP)
 	$(CLI) plugin verify $(DEMO_DIR)/sentiment-analyzer
 	$(CLI) plugin run $(DEMO_DIR)/sentiment-analyzer --json \
 	    --input '{"text": "I love this plugin system. The old one was terrible! Switching was not bad at all."}'
+	@echo "--- the quickstart notebook, executed headless (notebooks/01-quickstart.ipynb) ---"
+	$(PY) -m synapse_nb.notebook.headless notebooks/01-quickstart.ipynb --workdir $(DEMO_DIR)/notebook
+
+# JupyterLab with the tutorials (the "Python 3 (Synapse)" kernel preloads the extension).
+lab: $(STAMP)
+	$(CLI) kernel install --prefix $(VENV)
+	$(VENV)/bin/jupyter lab notebooks/
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check synapse_nb tests bench

@@ -14,11 +14,15 @@ TYPE_CHECKING = False
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:  # explicit imports for type checkers and readers; resolved lazily at run time
+    from pathlib import Path
     from typing import Any
+
+    import pandas as pd
 
     from .anatomy import PluginFolder, validate_folder
     from .errors import (
         CircuitOpen,
+        DependencyError,
         HandlerError,
         InvalidError,
         ManifestError,
@@ -36,21 +40,31 @@ if TYPE_CHECKING:  # explicit imports for type checkers and readers; resolved la
         ValidationError,
     )
     from .inprocess import InProcessPlugin
+    from .jobs import Job
+    from .manager import EventDelivery, LifecycleEvent, PluginManager, Stage
     from .manifest import Manifest, load_manifest, parse_manifest
+    from .plugin import Invocation, Plugin
     from .sdk import BaseHandler, Context
 
 __all__ = [
     "BaseHandler",
     "CircuitOpen",
     "Context",
+    "DependencyError",
+    "EventDelivery",
     "HandlerError",
     "InProcessPlugin",
     "InvalidError",
+    "Invocation",
+    "Job",
+    "LifecycleEvent",
     "Manifest",
     "ManifestError",
+    "Plugin",
     "PluginCrashed",
     "PluginFailed",
     "PluginFolder",
+    "PluginManager",
     "PluginTimeout",
     "RegistryError",
     "RequirementsError",
@@ -58,12 +72,17 @@ __all__ = [
     "SandboxError",
     "SchemaError",
     "SignatureError",
+    "Stage",
     "SynapseError",
     "UsageError",
     "ValidationError",
     "__version__",
+    "load",
+    "load_ipython_extension",
     "load_manifest",
     "parse_manifest",
+    "status",
+    "unload_ipython_extension",
     "validate_folder",
 ]
 
@@ -72,12 +91,51 @@ _LAZY = {
     "BaseHandler": "sdk",
     "Context": "sdk",
     "InProcessPlugin": "inprocess",
+    "Job": "jobs",
+    "EventDelivery": "manager",
+    "LifecycleEvent": "manager",
+    "PluginManager": "manager",
+    "Stage": "manager",
+    "Invocation": "plugin",
+    "Plugin": "plugin",
     "Manifest": "manifest",
     "load_manifest": "manifest",
     "parse_manifest": "manifest",
     "PluginFolder": "anatomy",
     "validate_folder": "anatomy",
 }
+
+
+def load(path: str | Path, *, debug: bool = False) -> Plugin | InProcessPlugin:
+    """Activate the plugin folder at ``path`` (validated, signature verified, sandboxed) and return its handle.
+
+    ``debug=True`` runs it in this process instead, unsandboxed, so that breakpoints and ``%debug`` work.
+    The plugin is registered with the process-wide manager: see :func:`status`.
+    """
+    from .manager import default_manager
+
+    return default_manager().load(path, debug=debug)
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext synapse_nb``: register the ``%%synapse_plugin`` and ``%synapse`` magics."""
+    from .notebook import load_ipython_extension as load_extension
+
+    load_extension(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """``%unload_ext synapse_nb``: tear the notebook's plugins down."""
+    from .notebook import unload_ipython_extension as unload_extension
+
+    unload_extension(ipython)
+
+
+def status() -> pd.DataFrame:
+    """A pandas DataFrame with one row per plugin known to the process-wide manager."""
+    from .manager import default_manager
+
+    return default_manager().status()
 
 
 def __getattr__(name: str) -> Any:

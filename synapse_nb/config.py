@@ -20,7 +20,15 @@ from .errors import Problem, UsageError
 from .paths import synapse_home
 from .yamlpos import LocatedDocument, YamlProblems, json_pointer, load_located_yaml
 
-__all__ = ["CONFIG_SCHEMA", "Config", "ConfigError", "SandboxSettings", "expand_env", "load_config"]
+__all__ = [
+    "CONFIG_SCHEMA",
+    "Config",
+    "ConfigError",
+    "EnvironmentSettings",
+    "SandboxSettings",
+    "expand_env",
+    "load_config",
+]
 
 _POSITIVE = {"type": "integer", "minimum": 1}
 CONFIG_SCHEMA: dict[str, Any] = {
@@ -33,12 +41,14 @@ CONFIG_SCHEMA: dict[str, Any] = {
             "additionalProperties": False,
             "properties": {
                 "require": {"enum": ["nsjail", "any"]},
+                "isolation": {"enum": ["auto", "process"]},
                 "pids_max": {"type": "integer", "minimum": 8, "maximum": 32768},
                 "tmp_mb": {"type": "integer", "minimum": 1, "maximum": 1 << 20},
                 "fsize_mb": {"type": "integer", "minimum": 1, "maximum": 1 << 20},
                 "nofile": {"type": "integer", "minimum": 16, "maximum": 1 << 20},
                 "cpu_seconds": {"type": "integer", "minimum": 1},
                 "max_log_bytes": {"type": "integer", "minimum": 1024},
+                "teardown_timeout_ms": {"type": "integer", "minimum": 10},
                 "nsjail": {"type": "string", "minLength": 1},
             },
         },
@@ -46,6 +56,27 @@ CONFIG_SCHEMA: dict[str, Any] = {
             "type": "object",
             "additionalProperties": False,
             "properties": {"max_payload_bytes": _POSITIVE, "max_output_bytes": _POSITIVE},
+        },
+        # Where plugin state and sessions live: sqlite:///PATH (default SYNAPSE_HOME/state.db) or redis://...
+        "state": {"type": "string", "pattern": "^(sqlite|redis|rediss|unix)://"},
+        "plugins": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {"paths": {"type": "array", "items": {"type": "string", "minLength": 1}}},
+        },
+        # Dependency environments (synapse_nb.environments): where packages come from and how long builds live.
+        "environments": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "find_links": {"type": "array", "items": {"type": "string", "minLength": 1}},
+                "index_url": {"type": "string", "minLength": 1},
+                "extra_index_urls": {"type": "array", "items": {"type": "string", "minLength": 1}},
+                "reuse_kernel": {"type": "boolean"},
+                "keep_days": {"type": "number", "minimum": 0},
+                "build_timeout": {"type": "integer", "minimum": 1},
+                "build_memory_mb": {"type": "integer", "minimum": 64},
+            },
         },
     },
 }
@@ -60,15 +91,37 @@ class SandboxSettings:
     """Host-side sandbox settings; the manifest's permissions add the per-plugin part."""
 
     require: str = "nsjail"
+    # "auto": the best level this host gives (see synapse-cli doctor); "process": force rlimits-only workers
+    # (still refused unless `require: any` or an explicit opt-in allows that level).
+    isolation: str = "auto"
     pids_max: int = 64
     tmp_mb: int = 64
     fsize_mb: int = 64
     nofile: int = 256
     cpu_seconds: int = 3600
     max_log_bytes: int = 64 * 1024
+    teardown_timeout_ms: int = 5_000
     nsjail: str | None = None
     max_payload_bytes: int = 16 << 20
     max_output_bytes: int = 16 << 20
+
+
+@dataclass(frozen=True)
+class EnvironmentSettings:
+    """Where plugin dependencies come from and how their environments are built and kept.
+
+    ``find_links`` set: offline, install from these folders only (no index). Else ``index_url`` and
+    ``extra_index_urls`` if set, else pip's own configuration. ``reuse_kernel``: reuse the kernel's environment
+    when it satisfies a plugin. ``keep_days``: ``synapse-cli env gc`` keeps environments used this recently.
+    """
+
+    find_links: tuple[str, ...] = ()
+    index_url: str | None = None
+    extra_index_urls: tuple[str, ...] = ()
+    reuse_kernel: bool = True
+    keep_days: float = 30.0
+    build_timeout: int = 1800
+    build_memory_mb: int = 4096
 
 
 @dataclass(frozen=True)
@@ -82,6 +135,14 @@ class Config:
     def sandbox(self) -> SandboxSettings:
         section = {**self.data.get("sandbox", {}), **self.data.get("limits", {})}
         return SandboxSettings(**section)
+
+    @property
+    def environments(self) -> EnvironmentSettings:
+        section = dict(self.data.get("environments", {}))
+        for key in ("find_links", "extra_index_urls"):
+            if key in section:
+                section[key] = tuple(section[key])
+        return EnvironmentSettings(**section)
 
 
 def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:

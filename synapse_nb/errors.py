@@ -9,6 +9,7 @@ The hierarchy (exit code and machine-readable ``code`` in brackets)::
     │   ├── SchemaError                      schemas/*.json is not a valid JSON Schema
     │   ├── ValidationError                  a payload or result does not match its schema
     │   ├── RequirementsError                requirements.txt is not PEP 508
+    │   ├── DependencyError                  requirements cannot be installed (missing, conflicting, build failed)
     │   └── HandlerError                     handler.py does not compile or define one handler
     ├── SignatureError                   [4 signature]
     ├── SandboxError                     [8 sandbox]   the sandbox cannot run or policy refuses
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
 __all__ = [
     "EXIT_CODE_NAMES",
     "CircuitOpen",
+    "DependencyError",
     "HandlerError",
     "InvalidError",
     "ManifestError",
@@ -197,6 +199,30 @@ class SchemaError(InvalidError):
 
 class RequirementsError(InvalidError):
     """requirements.txt has a line that is not a PEP 508 requirement we accept."""
+
+
+class DependencyError(InvalidError):
+    """A plugin's requirements cannot be installed from the configured index or wheelhouse.
+
+    A requirement that matches no distribution, conflicting pins, a hash mismatch or an sdist whose build
+    failed. ``requirement`` names the distribution when known; ``line`` (from ``problems``) its requirements.txt
+    line. Index or network failures are :class:`RegistryError`; a full disk is :class:`ResourceLimitExceeded`.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        plugin: str | None = None,
+        requirement: str | None = None,
+        problems: list[Problem] | None = None,
+        details: list[str] | None = None,
+    ) -> None:
+        super().__init__(message, plugin=plugin, problems=problems, details=details)
+        self.requirement = requirement
+
+    def _extra_json(self) -> dict[str, Any]:
+        return {**super()._extra_json(), "requirement": self.requirement}
 
 
 class HandlerError(InvalidError):

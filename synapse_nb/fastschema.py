@@ -4,8 +4,9 @@ Every call validates its input and its output on the host. ``jsonschema`` takes 
 object schema, a large share of a warm call's budget, so schemas written only with the keywords below are
 compiled into closures that answer "valid?" in about a microsecond. Anything else (``$ref``, ``format``,
 ``patternProperties``, ``oneOf``...) is not compiled and ``jsonschema`` decides, as it also does whenever the
-compiled check says "invalid" (to produce the located error). ``jsonschema`` remains the source of truth:
-``tests/test_fastschema.py`` checks that both agree on generated schemas and instances.
+compiled check says "invalid" (to produce the located error). ``jsonschema`` remains the source of truth: a compiled
+"valid" is always right, and a compiled "invalid" is only a hint (``uniqueItems`` over non-strings says "no"
+and lets jsonschema decide). ``tests/test_fastschema.py`` checks both properties on generated schemas.
 
 Supported: boolean schemas; ``type`` (one or a list); ``properties``, ``required``, ``additionalProperties``
 (boolean or schema); ``items`` (one schema; not tuple form / ``prefixItems``); ``minItems``/``maxItems``;
@@ -45,6 +46,10 @@ _SUPPORTED = _ANNOTATIONS | {
     "exclusiveMaximum",
     "enum",
     "const",
+    "uniqueItems",
+    "minProperties",
+    "maxProperties",
+    "propertyNames",
 }
 
 
@@ -97,7 +102,8 @@ def _compile(schema: Any, draft: int, root: bool) -> Check:
         return lambda x: False
     if type(schema) is not dict:
         raise _Unsupported("schema is not an object")
-    keys = set(schema) - ({"$schema", "$id"} if root else set())
+    # "x-..." keywords are annotations of our own (e.g. the manifest schema's error texts); jsonschema ignores them.
+    keys = {k for k in schema if not k.startswith("x-")} - ({"$schema", "$id"} if root else set())
     if not keys <= _SUPPORTED:
         raise _Unsupported(", ".join(sorted(keys - _SUPPORTED)))
     checks: list[Check] = []
@@ -144,6 +150,19 @@ def _compile(schema: Any, draft: int, root: bool) -> Check:
     if "maxItems" in schema:
         most = schema["maxItems"]
         checks.append(lambda x: type(x) is not list or len(x) <= most)
+    if schema.get("uniqueItems") is True:
+        # Strings compare as jsonschema compares them; any other item makes the compiled check say "no" and
+        # jsonschema decide (its equality treats 1 and 1.0 as equal but 1 and true as different).
+        checks.append(lambda x: type(x) is not list or (all(type(v) is str for v in x) and len(set(x)) == len(x)))
+    if "minProperties" in schema:
+        least = schema["minProperties"]
+        checks.append(lambda x: type(x) is not dict or len(x) >= least)
+    if "maxProperties" in schema:
+        at_most = schema["maxProperties"]
+        checks.append(lambda x: type(x) is not dict or len(x) <= at_most)
+    if "propertyNames" in schema:
+        name_check = _compile(schema["propertyNames"], draft, False)
+        checks.append(lambda x: type(x) is not dict or all(name_check(k) for k in x))
     if "items" in schema:
         if isinstance(schema["items"], list):
             raise _Unsupported("tuple-form items")
@@ -202,3 +221,74 @@ def compile_is_valid(schema: Any, draft: int) -> Check | None:
         return _compile(schema, draft, True)
     except (_Unsupported, re.error, TypeError):
         return None
+
+
+_TYPES = frozenset({"object", "array", "string", "number", "integer", "boolean", "null"})
+_COUNTS = ("minLength", "maxLength", "minItems", "maxItems", "minProperties", "maxProperties")
+_NUMBERS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")
+_STRINGS = ("title", "description", "$comment", "format")
+_BOOLS = ("uniqueItems", "deprecated", "readOnly", "writeOnly")
+
+
+def _well_formed(schema: Any, root: bool) -> bool:
+    if type(schema) is bool:
+        return True
+    if type(schema) is not dict:
+        return False
+    for key, value in schema.items():
+        if key.startswith("x-") or key in ("default", "const"):
+            continue
+        if key in ("$schema", "$id"):
+            if not root or type(value) is not str:
+                return False
+        elif key == "type":
+            names = value if type(value) is list else [value]
+            if not names or any(type(n) is not str or n not in _TYPES for n in names) or len(set(names)) < len(names):
+                return False
+        elif key in ("properties",):
+            if type(value) is not dict or not all(_well_formed(v, False) for v in value.values()):
+                return False
+        elif key in ("additionalProperties", "items", "propertyNames"):
+            if not _well_formed(value, False):
+                return False
+        elif key == "required":
+            if type(value) is not list or any(type(v) is not str for v in value) or len(set(value)) < len(value):
+                return False
+        elif key in ("enum", "examples"):
+            if type(value) is not list:
+                return False
+        elif key in _COUNTS:
+            if type(value) is not int or value < 0:
+                return False
+        elif key in _NUMBERS:
+            if type(value) not in (int, float):
+                return False
+        elif key == "multipleOf":
+            if type(value) not in (int, float) or value <= 0:
+                return False
+        elif key == "pattern":
+            if type(value) is not str:
+                return False
+            try:
+                re.compile(value)
+            except re.error:
+                return False
+        elif key in _STRINGS:
+            if type(value) is not str:
+                return False
+        elif key in _BOOLS:
+            if type(value) is not bool:
+                return False
+        else:
+            return False
+    return True
+
+
+def is_plainly_valid_schema(schema: Any, draft: int) -> bool:
+    """True when ``schema`` uses only well-formed keywords of the common subset (draft 6 and later).
+
+    True means the draft's metaschema accepts it (checked against jsonschema in the tests); False only means
+    "not sure": ask jsonschema. This keeps ``import jsonschema`` (which can take a second when optional format
+    libraries are installed) off the path of every well-formed plugin.
+    """
+    return draft >= 6 and _well_formed(schema, True)

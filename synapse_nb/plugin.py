@@ -1,37 +1,72 @@
 """A plugin activated in the sandbox: the object ``synapse_nb.load(path)`` returns.
 
 Activation takes a read-only, content-addressed snapshot of the folder (hashing while copying), validates the
-snapshot (manifest, schemas, requirements, tests/), checks that the interpreter and the kernel environment
-satisfy the plugin, and starts a warm jailed worker (cold start). Every call then goes through the host-side
+snapshot (manifest, schemas, requirements, tests/), checks the interpreter, resolves the dependency environment
+(the kernel's when it satisfies requirements.txt, else a cached or newly built one: :mod:`synapse_nb.environments`)
+and starts a warm jailed worker (cold start) that mounts it read-only. Every call then goes through the host-side
 checks of :mod:`synapse_nb.payloads` around one round trip to the worker. A worker that dies or times out is
 killed and replaced; the plugin's state continues from the last checkpoint.
 """
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from .anatomy import PluginFolder, display_path, validate_folder
 from .config import Config, SandboxSettings, load_config
-from .environments.kernel import unsatisfied
+from .environments import (
+    Environment,
+    ProgressCallback,
+    lookup_environment,
+    plan_environment,
+    resolve_environment,
+)
 from .errors import SandboxError, SynapseError
 from .fileset import Snapshot
+from .jobs import Dispatcher, Job
 from .manifest import Manifest, load_manifest
 from .payloads import encode_payload, validate_input, validate_output
+from .requirements import load_requirements
 from .sandbox.host import HostInfo, detect_host
 from .sandbox.jail import JailConfig, JailLayout, build_jail
 from .sandbox.policy import SandboxPolicy
 from .sandbox.pool import WorkerSlot, acquire_slot, release_slot, slot_key
+from .sandbox.proxy import EgressEvent, recent_egress_events
 from .sandbox.worker import CallResult, StartInfo, Worker, WorkerSpec
 from .signing import SignatureCheck, check_activation, take_snapshot
+from .state.base import SessionNamespace, StateStore
+from .state.checkpoint import Checkpointer
 
-__all__ = ["Invocation", "Plugin", "load"]
+__all__ = ["CallRecord", "Invocation", "Plugin", "load"]
+
+
+@dataclass
+class CallRecord:
+    """One call as the I/O debugger shows it: what went in, what came out, where it stopped, how long it took.
+
+    ``stage`` is where the call ended: ``input`` (refused by the input schema), ``execute`` (the handler or the
+    sandbox failed), ``output`` (refused by the output schema) or ``done``.
+    """
+
+    payload: Any
+    at: float
+    total_ms: float
+    stage: str
+    validated_input: Any = None
+    raw_output: Any = None
+    output: Any = None
+    error: SynapseError | None = None
+    queue_ms: float = 0.0
+    handler_ms: float = 0.0
+    stdout: str = ""
+    stderr: str = ""
 
 
 @dataclass
@@ -55,10 +90,24 @@ class Plugin:
         activate: bool = True,
         insecure_allow_unsigned: bool = False,
         warn: Callable[[str], None] | None = None,
+        store: StateStore | None = None,
+        wheelhouse: str | Path | None = None,
+        progress: ProgressCallback | None = None,
+        allow_process_isolation: bool = False,
     ) -> None:
         self.source = Path(folder)
+        # The dependency environment: found before the jail starts early, else resolved (maybe built) after
+        # verification; ``wheelhouse`` installs offline, ``progress`` receives the build's events.
+        self.environment: Environment | None = None
+        self.wheelhouse, self.progress = wheelhouse, progress
+        self._plan_environment_only = not activate  # inspection (sandbox-config, doctor) never builds one
+        self.store = store
+        self._explicit_state = state
+        self.listeners: list[Callable[[Plugin, str, dict[str, Any]], None]] = []
         self.config = config or load_config()
         settings = self.config.sandbox
+        if allow_process_isolation:  # the explicit opt-in to rlimits-only workers (= config sandbox.require: any)
+            settings = replace(settings, require="any")
         self.host = host or detect_host(settings.nsjail)
         shown = display_path(folder)
         # The snapshot is what the worker mounts and what is verified: no window between check and use.
@@ -67,9 +116,10 @@ class Plugin:
         slot: WorkerSlot | None = None
         if early is not None:
             # Start the jail now and verify while it comes up; plugin code runs only after verification.
-            slot = acquire_slot(early, self.host, state)
-            slot.prepare()
+            slot = acquire_slot(early, self.host, self._initial_state())
         try:
+            if slot is not None:
+                slot.prepare()  # inside the try: a refused or failed spawn releases the slot
             self.signature: SignatureCheck = check_activation(
                 self.snapshot, allow_unsigned=insecure_allow_unsigned, display=self.source, warn=warn
             )
@@ -86,13 +136,32 @@ class Plugin:
         if slot is None or slot_key(self.spec) != slot.key:
             if slot is not None:
                 release_slot(slot)
-            slot = acquire_slot(self.spec, self.host, state)
+            slot = acquire_slot(self.spec, self.host, self._initial_state())
         self.slot: WorkerSlot = slot
+        self.checkpointer: Checkpointer | None = None
+        if store is not None:
+            self.checkpointer = Checkpointer(
+                store, self.name, str(self.manifest.version), on_error=lambda exc: self._notify("checkpoint", error=exc)
+            )
+            slot.on_state = self.checkpointer.save
+            slot.session = SessionNamespace(store, self.name)
         self.calls = 0
         self.errors = 0
         self._released = False
+        self._jobs: Dispatcher | None = None
+        self.history: collections.deque[CallRecord] | None = None  # see keep_history()
         if activate:
             self.activate()
+
+    def _initial_state(self) -> dict[str, Any] | None:
+        """Explicit ``state=``, else the saved state of this plugin name in the store."""
+        if self._explicit_state is not None or self.store is None:
+            return self._explicit_state
+        return self.store.load_state(self.name)
+
+    def _notify(self, what: str, **detail: Any) -> None:
+        for listener in list(self.listeners):
+            listener(self, what, detail)
 
     def _early_spec(self, settings: SandboxSettings, shown: str) -> WorkerSpec | None:
         """The worker spec from the snapshot's manifest alone, or None if it does not load (reported later)."""
@@ -104,6 +173,13 @@ class Plugin:
             return None
         self.manifest, self.name = manifest, manifest.name
         self.policy = SandboxPolicy.from_manifest(manifest, settings)
+        try:
+            requirements = load_requirements(self.snapshot.path)
+        except SynapseError:
+            return None
+        self.environment = lookup_environment(requirements, config=self.config, host=self.host)
+        if self.environment is None:
+            return None  # to be built, after verification (building runs the dependencies' build scripts)
         return self._worker_spec()
 
     def _worker_spec(self) -> WorkerSpec:
@@ -112,7 +188,7 @@ class Plugin:
             version=str(self.manifest.version),
             digest=self.snapshot.digest,
             layout=JailLayout(
-                plugin_dir=self.snapshot.path, site_dirs=self.host.site_dirs, extra_dirs=self.host.extra_dirs
+                plugin_dir=self.snapshot.path, site_dirs=self._env.site_dirs, extra_dirs=self._env.extra_dirs
             ),
             policy=self.policy,
             entrypoint=self.manifest.execution.entrypoint,
@@ -136,18 +212,32 @@ class Plugin:
                 "run it from a kernel with a newer interpreter",
                 plugin=self.name,
             )
-        missing = unsatisfied(self.folder.requirements)
-        if missing:
-            listed = ", ".join(line.text for line in missing)
-            raise SandboxError(
-                f"requirements not satisfied by this environment: {listed} (requirements.txt:{missing[0].line}); "
-                "install them in the kernel's environment",
+        if self.environment is None and self._plan_environment_only:
+            self.environment = plan_environment(self.folder.requirements, config=self.config, host=self.host)
+        elif self.environment is None:
+            self.environment = resolve_environment(
+                self.folder.requirements,
                 plugin=self.name,
+                wheelhouse=self.wheelhouse,
+                progress=self.progress,
+                config=self.config,
+                host=self.host,
             )
+
+    @property
+    def _env(self) -> Environment:
+        if self.environment is None:
+            raise SandboxError("no dependency environment was resolved before the worker spec", plugin=self.name)
+        return self.environment
 
     @property
     def isolation(self) -> str:
         return self.slot.isolation
+
+    @property
+    def network_events(self) -> list[EgressEvent]:
+        """This plugin's refused egress attempts in this process (every worker's), oldest first."""
+        return recent_egress_events(self.name)
 
     @property
     def last_start(self) -> StartInfo | None:
@@ -168,29 +258,89 @@ class Plugin:
             "handler_ms": round(call.handler_ms, 3),
             "stdout": call.stdout,
             "stderr": call.stderr,
+            **({"state_saved": self.checkpointer.saved} if self.checkpointer is not None else {}),
         }
 
     def _do(self, send: Callable[[Worker], CallResult]) -> tuple[Worker, CallResult, StartInfo | None]:
         try:
             done = self.slot.run(send)
-        except SynapseError:
-            self.errors += 1
+        except SynapseError as exc:
+            self._failed(exc, 0.0)
             raise
-        self.calls += 1
         return done
+
+    def _failed(self, exc: SynapseError, ms: float) -> None:
+        self.errors += 1
+        if self.listeners:
+            self._notify("call", ms=ms, error=exc)
+
+    def _encode(self, payload: Any) -> bytes:
+        """The payload as JSON, size-checked and validated on the host: exactly what the handler will see."""
+        encoded = encode_payload(payload, plugin=self.name, max_bytes=self.policy.max_payload_bytes)
+        validate_input(self.folder.schemas, json.loads(encoded))
+        return encoded
+
+    def keep_history(self, calls: int = 32) -> None:
+        """Record the last ``calls`` calls in :attr:`history` (input, raw and validated output, timings, logs)."""
+        self.history = collections.deque(self.history or (), maxlen=calls) if calls > 0 else None
+
+    def _remember(self, payload: Any, started: float, call: CallResult | None, **fields: Any) -> None:
+        if self.history is not None:
+            record = CallRecord(
+                payload=payload, at=time.time(), total_ms=(time.perf_counter() - started) * 1000, **fields
+            )
+            if call is not None:
+                record.raw_output = call.result
+                record.queue_ms, record.handler_ms = call.queue_ms, call.handler_ms
+                record.stdout, record.stderr = call.stdout, call.stderr
+            self.history.append(record)
 
     def _call(self, payload: Any, endpoint: str | None) -> tuple[Any, Worker, CallResult, StartInfo | None]:
         """Host-side input checks, one round trip, host-side output check."""
-        encoded = encode_payload(payload, plugin=self.name, max_bytes=self.policy.max_payload_bytes)
-        schemas = self.folder.schemas
-        validate_input(schemas, json.loads(encoded))  # exactly what the handler will see
-        worker, call, started = self._do(lambda w: w.call(encoded, endpoint=endpoint))
+        t0 = time.perf_counter()
         try:
-            result = validate_output(schemas, call.result)
-        except SynapseError:
-            self.errors += 1
+            encoded = self._encode(payload)
+        except SynapseError as exc:
+            self._failed(exc, 0.0)
+            self._remember(payload, t0, None, error=exc, stage="input")
             raise
+        try:
+            worker, call, started = self._do(lambda w: w.call(encoded, endpoint=endpoint))
+        except SynapseError as exc:
+            self._remember(payload, t0, None, validated_input=payload, error=exc, stage="execute")
+            raise
+        try:
+            result = validate_output(self.folder.schemas, call.result)
+        except SynapseError as exc:
+            self._failed(exc, call.total_ms)
+            self._remember(payload, t0, call, validated_input=payload, error=exc, stage="output")
+            raise
+        self.calls += 1
+        if self.listeners:
+            self._notify("call", ms=(time.perf_counter() - t0) * 1000, error=None, handler_ms=call.handler_ms)
+        self._remember(payload, t0, call, validated_input=payload, output=result, stage="done")
         return result, worker, call, started
+
+    def submit(self, payload: Any) -> Job:
+        """Queue one call and return its :class:`~synapse_nb.jobs.Job` at once (input validated now)."""
+        encoded = self._encode(payload)
+        if self._jobs is None:
+            self._jobs = Dispatcher(self.name, self._run_many, self._finish_job)
+        return self._jobs.submit(encoded)
+
+    def _run_many(self, payloads: list[bytes]) -> list[CallResult | SynapseError | None]:
+        return self.slot.run_many(payloads)[1]
+
+    def _finish_job(self, call: CallResult) -> Any:
+        try:
+            result = validate_output(self.folder.schemas, call.result)
+        except SynapseError as exc:
+            self._failed(exc, call.total_ms)
+            raise
+        self.calls += 1
+        if self.listeners:
+            self._notify("call", ms=call.total_ms, error=None, handler_ms=call.handler_ms)
+        return result
 
     def invoke(self, payload: Any, *, endpoint: str | None = None) -> Invocation:
         """Validate ``payload`` on the host, run it in the worker, validate the result on the host."""
@@ -233,7 +383,13 @@ class Plugin:
         if self._released:
             return dict(self.slot.state)
         self._released = True
-        return release_slot(self.slot)
+        if self._jobs is not None:
+            self._jobs.close()
+        final = release_slot(self.slot)
+        if self.checkpointer is not None:
+            self.checkpointer.save(final)
+            self.checkpointer.flush()  # raises if the store is still unreachable; the state stays in memory
+        return final
 
     def __enter__(self) -> Plugin:
         return self

@@ -8,6 +8,7 @@ time, not a surprise at the first call.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urldefrag, urljoin
 
 from .errors import Problem, SchemaError, ValidationError
-from .fastschema import compile_is_valid
+from .fastschema import compile_is_valid, is_plainly_valid_schema
 
 if TYPE_CHECKING:
     from referencing import Registry
@@ -61,10 +62,7 @@ def _normalise_draft_uri(uri: str) -> str:
     return uri
 
 
-def validator_class_for(schema: Any, *, file: str = "schema") -> Any:
-    """The jsonschema validator class for the schema's declared ``$schema`` (draft-07 when absent)."""
-    import jsonschema
-
+def _validator_name(schema: Any, file: str) -> str:
     declared = schema.get("$schema", DEFAULT_DRAFT) if isinstance(schema, dict) else DEFAULT_DRAFT
     if not isinstance(declared, str):
         raise SchemaError.from_problems([Problem(file, "$schema must be a string URI", pointer="/$schema")])
@@ -74,7 +72,19 @@ def validator_class_for(schema: Any, *, file: str = "schema") -> Any:
         raise SchemaError.from_problems(
             [Problem(file, f"unsupported $schema {declared!r}; use one of: {supported}", pointer="/$schema")]
         )
-    return getattr(jsonschema, name)
+    return name
+
+
+def draft_of(schema: Any, *, file: str = "schema") -> int:
+    """The draft a schema declares (4, 6, 7, 2019, 2020; 7 when absent), without importing jsonschema."""
+    return _DRAFT_NUMBERS[_validator_name(schema, file)]
+
+
+def validator_class_for(schema: Any, *, file: str = "schema") -> Any:
+    """The jsonschema validator class for the schema's declared ``$schema`` (draft-07 when absent)."""
+    import jsonschema
+
+    return getattr(jsonschema, _validator_name(schema, file))
 
 
 def _pointer(path: Any) -> str:
@@ -113,10 +123,17 @@ class SchemaSet:
 
     folder: Path
     schemas: dict[str, Any]
-    registry: Registry
     plugin: str | None = None
+    _registry: Registry | None = field(default=None, repr=False)
     _validators: dict[str, Any] = field(default_factory=dict, repr=False)
     _checks: dict[str, Callable[[Any], bool]] = field(default_factory=dict, repr=False)
+
+    @property
+    def registry(self) -> Registry:
+        """The :mod:`referencing` registry of the sibling schemas (built on first need)."""
+        if self._registry is None:
+            self._registry = _registry(self.schemas)
+        return self._registry
 
     def validator(self, name: str) -> Any:
         """A compiled validator for ``name`` (e.g. ``input_schema.json``), cached."""
@@ -135,12 +152,14 @@ class SchemaSet:
         """The fastest correct ``is_valid`` for schema ``name``: compiled when possible, else jsonschema's."""
         check = self._checks.get(name)
         if check is None:
-            validator = self.validator(name)
-            draft = _DRAFT_NUMBERS.get(type(validator).__name__, 7)
-            compiled = compile_is_valid(self.schemas[name], draft)
-            is_valid = validator.is_valid
-            # A compiled "no" is always confirmed by jsonschema, the source of truth.
-            check = is_valid if compiled is None else (lambda x, c=compiled, v=is_valid: c(x) or v(x))
+            if name not in self.schemas:
+                self.validator(name)  # raises the "no schema named" error
+            compiled = compile_is_valid(self.schemas[name], draft_of(self.schemas[name]))
+            if compiled is None:
+                check = self.validator(name).is_valid
+            else:
+                # A compiled "no" is always confirmed by jsonschema, the source of truth (imported only then).
+                check = lambda x, c=compiled: c(x) or self.validator(name).is_valid(x)  # noqa: E731
             self._checks[name] = check
         return check
 
@@ -189,25 +208,29 @@ def _load_one(path: Path, display: str) -> tuple[Any, list[Problem]]:
     if not isinstance(schema, (dict, bool)):
         return None, [Problem(display, f"a schema must be an object or a boolean, got {type(schema).__name__}")]
     try:
-        cls = validator_class_for(schema, file=display)
+        draft = draft_of(schema, file=display)
     except SchemaError as exc:
         return None, exc.problems
-    from jsonschema.exceptions import SchemaError as JsonSchemaError
-
+    if is_plainly_valid_schema(schema, draft):
+        return schema, []  # well-formed by construction; jsonschema is not even imported
+    cls = validator_class_for(schema, file=display)
     problems = [
         Problem(
             display,
             f"not a valid {_draft_name(cls)} schema: {err.message}",
             pointer=_pointer(err.absolute_path),
         )
-        for err in sorted(cls(cls.META_SCHEMA).iter_errors(schema), key=lambda e: list(map(str, e.absolute_path)))
+        for err in sorted(_meta_validator(cls).iter_errors(schema), key=lambda e: list(map(str, e.absolute_path)))
     ]
-    if not problems:
-        try:
-            cls.check_schema(schema)
-        except JsonSchemaError as exc:  # pragma: no cover - iter_errors above already found it
-            problems.append(Problem(display, f"not a valid schema: {exc.message}"))
     return schema, problems
+
+
+@functools.cache
+def _meta_validator(cls: Any) -> Any:
+    """What ``cls.check_schema`` uses (the draft's metaschema, formats checked so that bad regexes are caught),
+    built once instead of at every check."""
+    meta = cls.META_SCHEMA
+    return validator_class_for(meta)(meta, format_checker=cls.FORMAT_CHECKER)
 
 
 def _draft_name(cls: Any) -> str:
@@ -222,10 +245,6 @@ def load_schemas(
     display_root: str | None = None,
 ) -> SchemaSet:
     """Load and check every schema in ``plugin_dir/schemas``; :class:`SchemaError` lists every problem."""
-    from referencing import Registry, Resource
-    from referencing.exceptions import NoSuchResource, Unresolvable
-    from referencing.jsonschema import specification_with
-
     folder = Path(plugin_dir) / SCHEMA_DIR
     root = display_root if display_root is not None else str(plugin_dir)
 
@@ -248,21 +267,15 @@ def load_schemas(
             schemas[path.name] = schema
     if problems:
         raise SchemaError.from_problems(problems, plugin=plugin)
+    refs = {name: _refs(s, s.get("$id", name) if isinstance(s, dict) else name) for name, s in schemas.items()}
+    if not any(refs.values()):
+        return SchemaSet(folder=folder, schemas=schemas, plugin=plugin)  # no $ref: no registry needed yet
 
-    def refuse(uri: str) -> Any:
-        raise NoSuchResource(ref=uri)  # type: ignore[call-arg]
+    from referencing.exceptions import Unresolvable
 
-    registry: Registry = Registry(retrieve=refuse)  # type: ignore[call-arg]
-    for name, schema in schemas.items():
-        draft = validator_class_for(schema).META_SCHEMA.get("$schema", DEFAULT_DRAFT)
-        resource = Resource.from_contents(schema, default_specification=specification_with(draft))
-        registry = registry.with_resources([(name, resource), (f"./{name}", resource)])
-        if resource.id():
-            registry = registry.with_resource(resource.id(), resource)  # type: ignore[arg-type]
-    registry = registry.crawl()
-    for name, schema in schemas.items():
-        base = schema.get("$id", name) if isinstance(schema, dict) else name
-        for ref, ref_base, ref_path in _refs(schema, base):
+    registry = _registry(schemas)
+    for name, name_refs in refs.items():
+        for ref, ref_base, ref_path in name_refs:
             target = urljoin(ref_base, ref) if ref_base else ref
             try:
                 registry.resolver(base_uri=ref_base).lookup(ref)
@@ -277,4 +290,23 @@ def load_schemas(
                 )
     if problems:
         raise SchemaError.from_problems(problems, plugin=plugin)
-    return SchemaSet(folder=folder, schemas=schemas, registry=registry, plugin=plugin)
+    return SchemaSet(folder=folder, schemas=schemas, plugin=plugin, _registry=registry)
+
+
+def _registry(schemas: dict[str, Any]) -> Registry:
+    """Every sibling schema under its file name (and ``./name``, and its ``$id``); nothing is fetched."""
+    from referencing import Registry, Resource
+    from referencing.exceptions import NoSuchResource
+    from referencing.jsonschema import specification_with
+
+    def refuse(uri: str) -> Any:
+        raise NoSuchResource(ref=uri)  # type: ignore[call-arg]
+
+    registry: Registry = Registry(retrieve=refuse)  # type: ignore[call-arg]
+    for name, schema in schemas.items():
+        draft = validator_class_for(schema).META_SCHEMA.get("$schema", DEFAULT_DRAFT)
+        resource = Resource.from_contents(schema, default_specification=specification_with(draft))
+        registry = registry.with_resources([(name, resource), (f"./{name}", resource)])
+        if resource.id():
+            registry = registry.with_resource(resource.id(), resource)  # type: ignore[arg-type]
+    return registry.crawl()

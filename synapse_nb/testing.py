@@ -1,10 +1,14 @@
 """pytest plugin shipped with synapse_nb (registered through the ``pytest11`` entry point).
 
-A plugin's own ``tests/`` use the ``plugin`` fixture, which loads the plugin folder that contains the test
-file (the nearest parent with a ``manifest.yaml``) and runs it through the synapse runtime::
+A plugin's own ``tests/`` use the ``plugin`` fixture, which activates the plugin folder that contains the test
+file (the nearest parent with a ``manifest.yaml``) through the real runtime, in its sandbox::
 
     def test_scores_text(plugin):
         assert plugin.run({"text": "great"})["result"] == [0.8]
+
+Each test gets a fresh activation that starts from an empty ``self.state`` and saves nothing, so tests do not
+depend on each other. The folder under test is usually a working copy being edited, so its signature is not
+enforced here (``synapse-cli plugin test`` says so); activation everywhere else does enforce it.
 
 Kept import-light: pytest loads this module in every session of the environment.
 """
@@ -30,13 +34,13 @@ def find_plugin_folder(start: Path) -> Path | None:
 
 @pytest.fixture
 def plugin(request: pytest.FixtureRequest) -> Iterator[Any]:
-    """The plugin under test, activated for this test and torn down after it."""
-    from .inprocess import InProcessPlugin
+    """The plugin under test, activated in its sandbox for this test and torn down after it."""
+    from .plugin import Plugin
 
     folder = find_plugin_folder(Path(request.path).parent)
     if folder is None:
         pytest.fail(f"the `plugin` fixture found no manifest.yaml above {request.path}", pytrace=False)
-    loaded = InProcessPlugin(folder)
+    loaded = Plugin(folder, state={}, insecure_allow_unsigned=True, warn=lambda _text: None)
     try:
         yield loaded
     finally:

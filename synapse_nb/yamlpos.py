@@ -20,6 +20,9 @@ from .errors import Problem
 __all__ = ["LocatedDocument", "YamlProblems", "json_pointer", "load_located_yaml"]
 
 MAX_NODES = 100_000
+# libyaml's composer, when PyYAML was built with it, is several times faster than the pure-Python one. Only the
+# node graph (with its line/column marks) is taken from it; values are built below, safely, either way.
+_COMPOSER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _COLLECTION_TAGS = {"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"}
 
 
@@ -100,7 +103,11 @@ def _yaml_error_problem(exc: yaml.YAMLError, text: str, file: str) -> Problem:
         at_line = mark.line + 1 if mark is not None else None
         at_col = mark.column + 1 if mark is not None else None
         problem = exc.problem or "invalid YAML"
-        if "'\\t'" in problem:
+        lines = text.splitlines()
+        at_char = ""
+        if mark is not None and mark.line < len(lines) and mark.column < len(lines[mark.line]):
+            at_char = lines[mark.line][mark.column]
+        if "'\\t'" in problem or "tab character" in problem or at_char == "\t":
             message = "tab character where YAML needs spaces (indent with spaces only)"
         else:
             context = f" {exc.context}" if exc.context else ""
@@ -219,7 +226,7 @@ def load_located_yaml(raw: bytes | str, *, file: str, max_bytes: int = 1 << 20) 
         raise YamlProblems([Problem(file, "file is empty", 1, 1, "")])
     try:
         # SafeLoader.compose_node is the safe composer: no Python object tags are ever constructed.
-        loader = yaml.SafeLoader(text)
+        loader = _COMPOSER(text)
         try:
             node = loader.get_single_node()
         finally:

@@ -39,6 +39,8 @@ def write_plugin(
     output_schema: dict[str, object] | None = None,
     trigger: str = "sync",
     sign: bool = True,
+    topics: tuple[str, ...] = (),
+    extra_methods: str = "",
 ) -> Path:
     """A plugin whose ``execute(self, data)`` runs ``body`` (indented for you) and returns what it returns.
 
@@ -68,6 +70,7 @@ def write_plugin(
                   memory_mb: {memory_mb}
             """
         )
+        + (f"  events:\n    topics: [{', '.join(topics)}]\n" if topics else "")
     )
     handler = (
         "import os, sys, time, json\n"
@@ -75,6 +78,8 @@ def write_plugin(
         "class Hostile(BaseHandler):\n"
         "    def execute(self, data):\n" + textwrap.indent(textwrap.dedent(body).strip() + "\n", " " * 8)
     )
+    if extra_methods:
+        handler += "\n" + textwrap.indent(textwrap.dedent(extra_methods).strip() + "\n", " " * 4)
     (folder / "handler.py").write_text(handler)
     if sign:
         sign_folder(folder)

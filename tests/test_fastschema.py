@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import jsonschema
@@ -38,6 +39,9 @@ def schemas() -> st.SearchStrategy[Any]:
             "const": st.none() | st.booleans() | st.sampled_from(["a", ""]),
             "minItems": st.integers(0, 2),
             "maxItems": st.integers(0, 2),
+            "uniqueItems": st.booleans(),
+            "minProperties": st.integers(0, 2),
+            "maxProperties": st.integers(0, 2),
             "description": st.text(max_size=3),
         },
     )
@@ -51,6 +55,7 @@ def schemas() -> st.SearchStrategy[Any]:
                 "required": st.lists(st.sampled_from(["a", "b", "c"]), unique=True, max_size=2),
                 "additionalProperties": inner,
                 "items": inner,
+                "propertyNames": st.fixed_dictionaries({"pattern": st.sampled_from(["^a", "^[ab]$"])}),
             },
         ),
         max_leaves=5,
@@ -63,7 +68,11 @@ def test_compiled_checks_agree_with_jsonschema(schema: Any, instance: Any, draft
     check = compile_is_valid(schema, draft)
     if check is None:
         return
-    assert check(instance) == DRAFTS[draft](schema).is_valid(instance)
+    compiled, truth = check(instance), DRAFTS[draft](schema).is_valid(instance)
+    if compiled:
+        assert truth  # a compiled "valid" is never wrong
+    if "uniqueItems" not in json.dumps(schema):
+        assert compiled == truth  # and, but for uniqueItems over non-strings, never even unsure
 
 
 @pytest.mark.parametrize(
@@ -92,3 +101,38 @@ def test_integer_accepts_integral_floats_but_not_booleans() -> None:
     assert check(1.0) is True
     assert check(1.5) is False
     assert check(True) is False
+
+
+malformed = st.one_of(st.none(), st.integers(-2, 2), st.text(max_size=3), st.sampled_from(["(", "[a-", "ok", "^a$"]))
+
+
+def loose_schemas() -> st.SearchStrategy[Any]:
+    keys = st.sampled_from(
+        ["type", "properties", "required", "items", "minLength", "maximum", "pattern", "enum", "format", "title",
+         "uniqueItems", "additionalProperties", "multipleOf", "oneOf", "$ref", "examples", "minProperties"]
+    )  # fmt: skip
+    values = st.one_of(
+        malformed,
+        st.lists(malformed, max_size=3),
+        st.booleans(),
+        st.floats(-1, 3, allow_nan=False),
+        st.sampled_from(["string", "object", "integer", "nope"]),
+        st.just({}),
+        st.dictionaries(st.sampled_from(["a", "b"]), st.just({"type": "string"}), max_size=2),
+    )
+    return st.recursive(
+        st.dictionaries(keys, values, max_size=4),
+        lambda inner: st.dictionaries(keys, inner | values, max_size=3),
+        max_leaves=6,
+    )
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.one_of(loose_schemas(), schemas()), st.sampled_from([6, 7, 2019, 2020]))
+def test_a_plainly_valid_schema_is_valid_for_its_metaschema(schema: Any, draft: int) -> None:
+    from synapse_nb.fastschema import is_plainly_valid_schema
+
+    if is_plainly_valid_schema(schema, draft):
+        cls = DRAFTS[draft]
+        meta = cls(cls.META_SCHEMA, format_checker=cls.FORMAT_CHECKER)
+        assert meta.is_valid(schema), list(meta.iter_errors(schema))

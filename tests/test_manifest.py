@@ -103,7 +103,11 @@ def test_semver_with_prerelease_and_build_is_accepted() -> None:
     [
         ("", r"manifest\.yaml:1:1: /: file is empty"),
         ("- a\n- b\n", r"manifest\.yaml:1:1: /: a manifest must be a mapping of keys, got a list"),
-        ("apiVersion: synapse.io/v1\nkind:\tAIPlugin\n", r"manifest\.yaml:2:\d+: .*tab"),
+        (
+            "apiVersion: synapse.io/v1\nmetadata:\n\tname: x\n",
+            r"manifest\.yaml:3:1: tab character where YAML needs spaces",
+        ),
+        ("a: 1\n\t\nb: 2\n", r"manifest\.yaml:2:1: tab character where YAML needs spaces"),
         (
             SPEC_EXAMPLE + "kind: AIPlugin\n",
             r"manifest\.yaml:16:1: /kind: duplicate key 'kind' \(first defined on line 2\)",

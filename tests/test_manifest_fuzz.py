@@ -85,3 +85,15 @@ def test_arbitrary_bytes_raise_only_manifest_error(raw: bytes | str) -> None:
 def test_text_edits_of_the_spec_example_raise_only_manifest_error(at: int, insert: str) -> None:
     error = manifest_error_or_none(SPEC_EXAMPLE[:at] + insert + SPEC_EXAMPLE[at:])
     assert error is None or error.problems
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(ALL_PATHS), values, st.booleans())
+def test_the_compiled_manifest_check_never_accepts_what_jsonschema_rejects(
+    path: tuple[object, ...], value: object, delete: bool
+) -> None:
+    from synapse_nb.manifest.load import _fast_check, _validator
+
+    document = mutate(BASE, path, value, delete)
+    if _fast_check()(document):
+        assert _validator().is_valid(document)

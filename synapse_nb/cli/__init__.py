@@ -22,15 +22,23 @@ __all__ = ["main"]
 GROUPS: dict[str, str] = {
     "plugin": "create, check and run plugins",
     "keys": "developer signing key and trust store",
+    "env": "built dependency environments: list, garbage-collect",
+    "kernel": "Jupyter kernels with synapse_nb preloaded",
 }
 COMMANDS: list[str] = [
     "plugin_init",
     "plugin_validate",
     "plugin_run",
+    "plugin_test",
+    "plugin_bench",
     "plugin_sandbox_config",
     "plugin_sign",
     "plugin_verify",
     "keys",
+    "plugin_env",
+    "env",
+    "doctor",  # top level: registers on the command parser itself
+    "kernel",
 ]
 
 

@@ -55,21 +55,30 @@ def read_input(spec: str | None) -> Any:
 
 
 def run(args: argparse.Namespace, out: Output) -> int:
-    from ..plugin import Plugin
+    from ..environments import terminal_progress
+    from ..manager import PluginManager
 
     payload = read_input(args.input)
-    plugin = Plugin(args.path, insecure_allow_unsigned=args.insecure_allow_unsigned)
-    meta: dict[str, Any] = {"plugin": plugin.name, "version": str(plugin.manifest.version)}
+    manager = PluginManager(
+        insecure_allow_unsigned=args.insecure_allow_unsigned, warn=out.warn, progress=terminal_progress()
+    )
+    plugin = manager.load(args.path)
+    meta: dict[str, Any] = {
+        "plugin": plugin.name,
+        "version": str(plugin.manifest.version),
+        "isolation": plugin.isolation,
+    }
     try:
-        invocation = plugin.invoke(payload, endpoint=args.endpoint)
+        # Whatever the trigger (sync, async, event), the command waits for the result.
+        invocation = manager.invoke(plugin.name, payload, endpoint=args.endpoint)
     except SynapseError as exc:
-        meta["isolation"] = plugin.isolation
-        plugin.teardown()
+        manager.teardown_all()
         return out.fail(exc, meta=meta)
-    plugin.teardown()
+    manager.teardown(plugin.name)  # saves the handler's state for the next run
     meta = invocation.meta
-    if plugin.last_start is not None:
-        meta["cold_start_ms"] = round(plugin.last_start.cold_start_ms, 3)
+    last_start = getattr(plugin, "last_start", None)
+    if last_start is not None:
+        meta["cold_start_ms"] = round(last_start.cold_start_ms, 3)
     if not out.json_mode:
         for stream in ("stdout", "stderr"):
             for line in (meta.get(stream) or "").splitlines():

@@ -13,7 +13,7 @@ from packaging.version import InvalidVersion, Version
 
 from ..requirements import RequirementLine, Requirements
 
-__all__ = ["installed_versions", "unsatisfied"]
+__all__ = ["installed_versions", "lookup_versions", "unsatisfied"]
 
 
 def installed_versions() -> dict[str, Version]:
@@ -40,7 +40,7 @@ def _satisfied(line: RequirementLine, installed: dict[str, Version], env: dict[s
     return SpecifierSet(line.specifier).contains(version, prereleases=True)
 
 
-def _lookup(names: set[str]) -> dict[str, Version]:
+def lookup_versions(names: set[str]) -> dict[str, Version]:
     """Versions of just these distributions (a full scan of site-packages costs milliseconds)."""
     found: dict[str, Version] = {}
     for name in names:
@@ -55,7 +55,7 @@ def unsatisfied(requirements: Requirements, installed: dict[str, Version] | None
     """The requirement lines this environment does not meet (empty: the kernel env can be reused)."""
     if not requirements.lines:
         return []
-    have = installed if installed is not None else _lookup({line.name for line in requirements})
+    have = installed if installed is not None else lookup_versions({line.name for line in requirements})
     env = {k: str(v) for k, v in default_environment().items()}
     env.setdefault("python_version", f"{sys.version_info[0]}.{sys.version_info[1]}")
     return [line for line in requirements if not _satisfied(line, have, env)]

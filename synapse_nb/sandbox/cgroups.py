@@ -223,6 +223,12 @@ class WorkerCgroup:
             return _read_int(self.memory_dir / "memory.peak")
         return _read_int(self.memory_dir / "memory.max_usage_in_bytes")
 
+    def reset_peak(self) -> None:
+        """Start a new peak measurement (cgroup v1 resets on write; on v2 ``memory.peak`` is per-open-file)."""
+        if self.support.version == 1:
+            with contextlib.suppress(OSError):
+                (self.memory_dir / "memory.max_usage_in_bytes").write_text("0")
+
     def memory_current(self) -> int:
         name = "memory.current" if self.support.version == 2 else "memory.usage_in_bytes"
         return _read_int(self.memory_dir / name)

@@ -84,6 +84,23 @@ class _BinaryCapture:
         pass
 
 
+class _ChannelSession:
+    """``context.session`` inside the jail: every operation is a round trip to the host's store."""
+
+    def __init__(self, guest: Guest) -> None:
+        self._guest = guest
+
+    def get(self, key: str, default: Any = None) -> Any:
+        value = self._guest.session_call("get", {"key": key})
+        return default if value is None else value
+
+    def set(self, key: str, value: Any, ttl: float | None = None) -> None:
+        self._guest.session_call("set", {"key": key, "value": value, "ttl": ttl})
+
+    def delete(self, key: str) -> None:
+        self._guest.session_call("delete", {"key": key})
+
+
 class Guest:
     """The handler host plus the channel and the per-call bookkeeping."""
 
@@ -98,6 +115,8 @@ class Guest:
         self.max_output = 16 << 20
         self.last_state = b"{}"
         self.child_exited = False
+        self.pending: list[Any] = []  # requests read while waiting for a session reply
+        self.session_ids = 0
         # A forked child of the handler must never talk on the channel, even if it returns into this loop.
         os.register_at_fork(after_in_child=self._forget_channel)
         if self.main_pid == 1:
@@ -192,6 +211,7 @@ class Guest:
             plugin_dir=msg["plugin_dir"],
             isolation=msg.get("isolation", "nsjail"),
             secrets=dict(msg.get("secrets") or {}),
+            session=_ChannelSession(self) if msg.get("session") else None,
         )
         self.host = HandlerHost(msg["plugin_dir"], context, entrypoint=msg.get("entrypoint"))
         t0 = time.perf_counter()
@@ -235,10 +255,29 @@ class Guest:
         except ChildProcessError:
             pass
 
+    def next_request(self) -> Any:
+        """The next request: one that arrived during a session round trip first, else from the channel."""
+        if self.pending:
+            return self.pending.pop(0)
+        return self.reader.read()
+
+    def session_call(self, action: str, fields: dict[str, Any]) -> Any:
+        """Ask the host for session data, in the middle of a call; requests arriving meanwhile are kept."""
+        self.session_ids += 1
+        rid = f"s{self.session_ids}"
+        self._send(_dumps({"op": "session", "id": rid, "action": action, **fields}).encode())
+        while True:
+            msg = self.reader.read()
+            if msg.get("op") == "session-reply" and msg.get("id") == rid:
+                if not msg.get("ok"):
+                    raise RuntimeError(f"session store: {msg.get('error')}")
+                return msg.get("value")
+            self.pending.append(msg)
+
     def serve(self) -> None:
         while True:
             try:
-                msg = self.reader.read()
+                msg = self.next_request()
             except ChannelClosed:
                 return
             op = msg.get("op")
@@ -277,6 +316,11 @@ def main(argv: list[str] | None = None) -> None:
 
         for entry in msg["site_dirs"]:
             site.addsitedir(entry)
+    egress = msg.get("egress")
+    if egress:  # network scopes only: socket is not part of everyone's cold start
+        from .relay import hand_over_listener
+
+        hand_over_listener(int(egress["port"]), str(egress["socket"]))
     guest.start(msg)
     if guest.host is not None:
         guest.serve()

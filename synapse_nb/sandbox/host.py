@@ -1,4 +1,4 @@
-"""What this host offers the sandbox: the nsjail binary, privileges, cgroups and the interpreter's files."""
+"""What this host offers the sandbox: the nsjail binary, privileges, cgroups, GPUs and the interpreter's files."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .cgroups import CgroupSupport, detect_cgroups, sweep_stale
+from .gpu import GpuFiles, detect_gpu
 
 __all__ = ["HostInfo", "detect_host", "find_nsjail"]
 
@@ -86,6 +87,7 @@ class HostInfo:
     site_dirs: tuple[Path, ...]
     extra_dirs: tuple[Path, ...] = field(default=())
     package_dir: Path = PACKAGE_DIR
+    gpu: GpuFiles = field(default=GpuFiles())
 
     @property
     def is_root(self) -> bool:
@@ -105,10 +107,14 @@ def precompile_guest_runtime(package_dir: Path = PACKAGE_DIR) -> bool:
     """
     import compileall
 
-    try:
-        return bool(compileall.compile_dir(str(package_dir), quiet=2, workers=1))
-    except OSError:
-        return False
+    # Only the guest runtime's own modules: never the examples or templates shipped inside the package.
+    ok = True
+    for folder in (package_dir, package_dir / "sandbox", package_dir / "manifest"):
+        try:
+            ok = bool(compileall.compile_dir(str(folder), maxlevels=0, quiet=2)) and ok
+        except OSError:
+            ok = False
+    return ok
 
 
 @functools.cache
@@ -134,4 +140,5 @@ def detect_host(nsjail: str | None = None) -> HostInfo:
         lib_dirs=tuple(lib_dirs),
         site_dirs=sites,
         extra_dirs=_pth_dirs(sites),
+        gpu=detect_gpu(),
     )

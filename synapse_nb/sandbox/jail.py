@@ -8,6 +8,11 @@ The jail: new pid, mount, network, ipc, uts and cgroup namespaces; uid/gid 65534
 ``no_new_privs``; a read-only root holding read-only bind mounts of only the interpreter, shared libraries,
 the plugin snapshot, its dependency environment and the guest runtime; a size-limited tmpfs ``/tmp``; its own
 read-only ``/proc``; ``/dev`` with null, zero and urandom only; no host environment variables.
+
+Network scopes keep the empty network namespace: a plugin with ``network_access.domains`` additionally gets
+the host directory of its egress proxy's Unix socket at ``/run/synapse-egress`` (read-only) and the proxy
+variables pointing at the proxy port ``127.0.0.1:3128`` (which the guest hands over to the host's proxy).
+``gpu: true`` adds the NVIDIA device nodes (read-write) and driver files (read-only) the host has.
 """
 
 from __future__ import annotations
@@ -20,7 +25,19 @@ from .host import HostInfo
 from .policy import SandboxPolicy
 from .seccomp import kafel_policy
 
-__all__ = ["GUEST_LIB", "PLUGIN_DIR", "JailConfig", "JailLayout", "Mount", "build_jail", "guest_command"]
+__all__ = [
+    "EGRESS_DIR",
+    "EGRESS_PLACEHOLDER",
+    "GUEST_LIB",
+    "PLUGIN_DIR",
+    "PROXY_PORT",
+    "JailConfig",
+    "JailLayout",
+    "Mount",
+    "build_jail",
+    "guest_command",
+    "proxy_environment",
+]
 
 GUEST_LIB = "/opt/synapse/lib"
 PLUGIN_DIR = "/plugin"
@@ -29,6 +46,11 @@ DEVICES = ("/dev/null", "/dev/zero", "/dev/urandom")
 PASSWD = "root:x:0:0:root:/nonexistent:/usr/sbin/nologin\nnobody:x:65534:65534:nobody:/tmp:/usr/sbin/nologin\n"
 GROUP = "root:x:0:\nnogroup:x:65534:\n"
 HOSTS = "127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n"
+# Network scopes: where the egress proxy's socket directory is mounted, and the proxy port inside the jail.
+EGRESS_DIR = "/run/synapse-egress"
+PROXY_PORT = 3128
+# What `plugin sandbox-config` prints for the per-worker socket directory (created when a worker starts).
+EGRESS_PLACEHOLDER = Path("/tmp/synapse-egress-PER-WORKER")
 
 # The guest bootstraps itself: put the guest runtime first on sys.path, then run the request loop.
 BOOTSTRAP = f"import sys; sys.path.insert(0, {GUEST_LIB!r}); from synapse_nb.sandbox.guest import main; main()"
@@ -121,6 +143,23 @@ def _render(fields: list[tuple[str, Any]], depth: int) -> str:
     return "\n".join(line for line in lines if line)
 
 
+def proxy_environment(port: int = PROXY_PORT) -> list[str]:
+    """The proxy variables of a jail with network scopes (both spellings: clients disagree on case)."""
+    url = f"http://127.0.0.1:{port}"
+    names = ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy")
+    return [f"{name}={url}" for name in names] + ["NO_PROXY=", "no_proxy="]
+
+
+def _gpu_mounts(host: HostInfo, bound: list[Mount]) -> list[Mount]:
+    """Device nodes read-write (ioctl needs it), driver files read-only unless a bound directory has them."""
+    dirs = [Path(m.dst) for m in bound if m.kind == "bind"]
+    mounts = [Mount(dst=str(dev), src=str(dev), rw=True) for dev in host.gpu.devices]
+    for path in (*host.gpu.libraries, *host.gpu.tools):
+        if not any(path.is_relative_to(d) for d in dirs):
+            mounts.append(Mount(dst=str(path), src=str(path)))
+    return mounts
+
+
 def guest_command(host: HostInfo, request_fd: int, reply_fd: int) -> list[str]:
     """The interpreter command line run inside the jail."""
     return [str(host.python), "-I", "-S", "-B", "-c", BOOTSTRAP, str(request_fd), str(reply_fd)]
@@ -159,8 +198,13 @@ def build_jail(
     reply_fd: int = 4,
     log_fd: int = 5,
     name: str = "synapse-worker",
+    egress_dir: Path | None = None,
 ) -> JailConfig:
-    """The exact nsjail configuration for one worker (pure: same inputs, same text)."""
+    """The exact nsjail configuration for one worker (pure: same inputs, same text).
+
+    ``egress_dir`` is the host directory of the worker's egress proxy socket, mounted when the policy has
+    network scopes (:data:`EGRESS_PLACEHOLDER` stands in for it when only printing the configuration).
+    """
     fields: list[tuple[str, Any]] = [
         ("name", name),
         ("mode", Ident("ONCE")),
@@ -177,6 +221,7 @@ def build_jail(
         ("envar", "LANG=C.UTF-8"),
         ("envar", "PYTHONIOENCODING=utf-8"),
         ("envar", "PYTHONDONTWRITEBYTECODE=1"),
+        *[("envar", value) for value in (proxy_environment() if policy.network_domains else [])],
         ("keep_caps", False),
         # nsjail's default niceness is 19; a worker that waits for requests must wake at normal priority.
         ("nice_level", 0),
@@ -208,10 +253,15 @@ def build_jail(
             ("uidmap", [("inside_id", str(NOBODY)), ("outside_id", str(host.uid)), ("count", 1)]),
             ("gidmap", [("inside_id", str(NOBODY)), ("outside_id", str(host.gid)), ("count", 1)]),
         ]
-    mounts = _bind_targets(host, layout)
+    # The tmpfs /tmp first: bind mounts below /tmp (a SYNAPSE_HOME or venv there) then land on it, not under it.
+    mounts = [Mount(dst="/tmp", kind="tmpfs", options=f"size={policy.tmp_mb * 1024 * 1024},mode=1777")]
+    mounts += _bind_targets(host, layout)
+    if policy.gpu:
+        mounts += _gpu_mounts(host, mounts)
+    if policy.network_domains:
+        mounts.append(Mount(dst=EGRESS_DIR, src=str(egress_dir or EGRESS_PLACEHOLDER)))
     mounts += [Mount(dst=dev, src=dev, rw=True) for dev in DEVICES]
     mounts += [
-        Mount(dst="/tmp", kind="tmpfs", options=f"size={policy.tmp_mb * 1024 * 1024},mode=1777"),
         Mount(dst="/etc/passwd", kind="content", content=PASSWD),
         Mount(dst="/etc/group", kind="content", content=GROUP),
         Mount(dst="/etc/hosts", kind="content", content=HOSTS),

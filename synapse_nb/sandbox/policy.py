@@ -22,10 +22,15 @@ class SandboxPolicy:
     nofile: int = 256
     cpu_seconds: int = 3600
     max_log_bytes: int = 64 * 1024
+    teardown_timeout_ms: int = 5_000
     max_payload_bytes: int = 16 << 20
     max_output_bytes: int = 16 << 20
     network_domains: tuple[str, ...] = ()
     gpu: bool = False
+    # How it may be isolated: "auto" (the best this host gives) or "process" (forced); and whether the
+    # rlimits-only "process" level is acceptable at all (config `sandbox.require: any`, or an explicit opt-in).
+    isolation: str = "auto"
+    allow_process: bool = False
 
     @classmethod
     def from_manifest(cls, manifest: Manifest, settings: SandboxSettings | None = None) -> SandboxPolicy:
@@ -40,8 +45,11 @@ class SandboxPolicy:
             nofile=s.nofile,
             cpu_seconds=s.cpu_seconds,
             max_log_bytes=s.max_log_bytes,
+            teardown_timeout_ms=s.teardown_timeout_ms,
             max_payload_bytes=s.max_payload_bytes,
             max_output_bytes=s.max_output_bytes,
             network_domains=perms.domains,
             gpu=perms.gpu,
+            isolation=s.isolation,
+            allow_process=s.require == "any",
         )

@@ -17,7 +17,9 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import SandboxError, SynapseError
+from ..session import SessionStore
 from .host import HostInfo
+from .isolation import expected_isolation
 from .worker import CallResult, StartInfo, Worker, WorkerSpec
 
 __all__ = ["RECYCLE_CHECK_EVERY", "WorkerSlot", "acquire_slot", "release_slot"]
@@ -50,6 +52,9 @@ class WorkerSlot:
         self.key = slot_key(spec)
         self.users = 0
         self.last_start: StartInfo | None = None
+        self.session: SessionStore | None = None  # handed to every worker of this slot
+        self.on_state: Callable[[dict[str, Any]], object] | None = None  # called with each new checkpoint
+        self.stop_error: str | None = None
         self._lock = threading.Lock()
         self._worker: Worker | None = None
         self._pending: Worker | None = None  # spawned, plugin code not started yet (see prepare)
@@ -64,13 +69,14 @@ class WorkerSlot:
     def isolation(self) -> str:
         if self._worker is not None:
             return self._worker.isolation
-        return "nsjail" if self.host.cgroups.available else "nsjail-nocgroup"
+        return expected_isolation(self.host, self.spec.policy)
 
     def _start(self) -> tuple[Worker, StartInfo]:
         worker, self._pending = self._pending, None
         if worker is None:
             worker = Worker(self.spec, self.host)
             _live_workers.add(worker)
+        worker.session = self.session
         return worker, worker.start(self.state)
 
     def prepare(self) -> None:
@@ -118,9 +124,27 @@ class WorkerSlot:
             raise
         if call.state is not None:
             self.state = call.state  # the checkpoint: a crash loses at most the call in flight
+            if self.on_state is not None:
+                self.on_state(call.state)
         if worker.calls % RECYCLE_CHECK_EVERY == 0 and worker.cpu_seconds() > 0.9 * self.spec.policy.cpu_seconds:
             self._recycle(worker)
         return worker, call, started
+
+    def run_many(
+        self, payloads: list[bytes]
+    ) -> tuple[Worker, list[CallResult | SynapseError | None], StartInfo | None]:
+        """Pipelined calls (see :meth:`Worker.call_many`); checkpoints the last state; replaces a dead worker."""
+        worker, started = self.worker()
+        results = worker.call_many(payloads)
+        for result in reversed(results):
+            if isinstance(result, CallResult) and result.state is not None:
+                self.state = result.state
+                if self.on_state is not None:
+                    self.on_state(result.state)
+                break
+        if not worker.alive:
+            self._replace_in_background()
+        return worker, results, started
 
     def _replace_in_background(self) -> None:
         """After a kill, start the next worker now so that the next caller does not pay the cold start."""
@@ -158,9 +182,10 @@ class WorkerSlot:
         if pending is not None:
             pending.kill("never started")
         if worker is not None:
-            final = worker.stop()
+            final = worker.stop(timeout_ms=self.spec.policy.teardown_timeout_ms)
             if final is not None:
                 self.state = final
+            self.stop_error = worker.stop_error  # the last checkpoint is what is kept
         return dict(self.state)
 
 

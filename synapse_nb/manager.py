@@ -1,0 +1,533 @@
+"""The PluginManager: the spec's five lifecycle stages, one state machine per plugin.
+
+::
+
+    DISCOVERED -> VALIDATED -> ACTIVATING -> ACTIVE (idle | executing) -> TEARING_DOWN -> STOPPED
+         \\____________\\______________\\_______________\\______________________\\____> FAILED(reason)
+
+1. Discovery: plugin folders given as paths, folders of plugin folders, the project's ``synapse-plugins/`` and
+   config ``plugins.paths``. An invalid folder is listed as FAILED with its located error; a scan never crashes.
+2. Validation: manifest, schemas, requirements, handler compile and the signature, before anything runs.
+3. Activation: snapshot, signature verified again on the snapshot, the environment, the warm worker and the
+   handler's ``setup``; the activation time is recorded.
+4. Execution: ``run`` (sync), ``submit`` (async :class:`~synapse_nb.jobs.Job`), ``emit`` (event fan-out).
+5. Teardown: the handler's ``teardown``, the final state saved to the store (SQLite or Redis).
+
+Every transition is a :class:`LifecycleEvent` delivered to :meth:`PluginManager.subscribe` observers, and
+:meth:`PluginManager.status` summarises everything as a pandas DataFrame.
+"""
+
+from __future__ import annotations
+
+import atexit
+import collections
+import contextlib
+import enum
+import os
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .anatomy import PluginFolder, display_path, validate_folder
+from .config import Config, load_config
+from .errors import InvalidError, SignatureError, SynapseError, UsageError
+from .manifest import MANIFEST_FILE
+from .plugin import Invocation, Plugin
+from .state import StateStore, open_store
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .inprocess import InProcessPlugin
+    from .jobs import Job
+    from .signing import TrustStore, Verification
+
+__all__ = ["EventDelivery", "LifecycleEvent", "ManagedPlugin", "PluginManager", "Stage", "default_manager"]
+
+PROJECT_PLUGINS = "synapse-plugins"
+LATENCY_SAMPLES = 1000
+
+
+class Stage(str, enum.Enum):
+    """Where a plugin is in its lifecycle."""
+
+    DISCOVERED = "DISCOVERED"
+    VALIDATED = "VALIDATED"
+    ACTIVATING = "ACTIVATING"
+    ACTIVE = "ACTIVE"
+    TEARING_DOWN = "TEARING_DOWN"
+    STOPPED = "STOPPED"
+    FAILED = "FAILED"
+
+
+_ALLOWED = {
+    Stage.DISCOVERED: {Stage.VALIDATED, Stage.FAILED},
+    Stage.VALIDATED: {Stage.ACTIVATING, Stage.VALIDATED, Stage.FAILED, Stage.DISCOVERED},
+    Stage.ACTIVATING: {Stage.ACTIVE, Stage.FAILED},
+    Stage.ACTIVE: {Stage.ACTIVE, Stage.TEARING_DOWN, Stage.FAILED},
+    Stage.TEARING_DOWN: {Stage.STOPPED, Stage.FAILED},
+    Stage.STOPPED: {Stage.DISCOVERED, Stage.VALIDATED, Stage.ACTIVATING},
+    Stage.FAILED: {Stage.DISCOVERED, Stage.VALIDATED, Stage.ACTIVATING, Stage.TEARING_DOWN, Stage.STOPPED},
+}
+
+
+@dataclass(frozen=True)
+class LifecycleEvent:
+    """One transition: ``plugin`` moved from ``previous`` to ``stage`` after ``duration_ms`` in ``previous``."""
+
+    plugin: str
+    stage: Stage
+    previous: Stage | None
+    timestamp: float
+    duration_ms: float
+    detail: str = ""
+    activity: str = ""  # for ACTIVE: "idle" or "executing"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "plugin": self.plugin,
+            "stage": self.stage.value,
+            "previous": self.previous.value if self.previous else None,
+            "timestamp": self.timestamp,
+            "duration_ms": round(self.duration_ms, 3),
+            "detail": self.detail,
+            "activity": self.activity,
+        }
+
+
+@dataclass(frozen=True)
+class EventDelivery:
+    """What one subscriber did with an emitted event: its result, or its error."""
+
+    plugin: str
+    ok: bool
+    result: Any = None
+    error: SynapseError | None = None
+
+
+@dataclass
+class ManagedPlugin:
+    """The manager's record of one plugin."""
+
+    name: str
+    path: Path
+    stage: Stage = Stage.DISCOVERED
+    version: str = ""
+    since: float = field(default_factory=time.monotonic)
+    folder: PluginFolder | None = None
+    verification: Verification | None = None
+    plugin: Plugin | InProcessPlugin | None = None
+    error: SynapseError | None = None
+    activation_ms: float | None = None
+    calls: int = 0
+    errors: int = 0
+    in_flight: int = 0
+    latencies: collections.deque[float] = field(default_factory=lambda: collections.deque(maxlen=LATENCY_SAMPLES))
+    history: list[LifecycleEvent] = field(default_factory=list)
+
+    @property
+    def topics(self) -> tuple[str, ...]:
+        return self.folder.manifest.events if self.folder else ()
+
+    @property
+    def trigger(self) -> str:
+        return self.folder.manifest.execution.trigger if self.folder else "sync"
+
+    def p50_ms(self) -> float | None:
+        if not self.latencies:
+            return None
+        ordered = sorted(self.latencies)
+        return ordered[(len(ordered) - 1) // 2]
+
+
+def _candidates(path: Path) -> list[Path]:
+    """Plugin folders at ``path``: the folder itself, or its immediate sub-folders that hold a manifest."""
+    if (path / MANIFEST_FILE).is_file():
+        return [path]
+    try:
+        children = sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
+    except OSError:
+        return []
+    return [child for child in children if (child / MANIFEST_FILE).is_file()]
+
+
+class PluginManager:
+    """Discovers, validates, activates, runs and tears down plugins; one state machine each."""
+
+    def __init__(
+        self,
+        *,
+        config: Config | None = None,
+        store: StateStore | None = None,
+        insecure_allow_unsigned: bool = False,
+        warn: Callable[[str], None] | None = None,
+        progress: Callable[[Any], None] | None = None,
+    ) -> None:
+        self.config = config or load_config()
+        self.progress = progress  # dependency environment builds report here (see environments.progress)
+        self._store = store
+        self.insecure_allow_unsigned = insecure_allow_unsigned
+        self.warn = warn
+        self.plugins: dict[str, ManagedPlugin] = {}
+        self._by_path: dict[Path, ManagedPlugin] = {}
+        self._trust: TrustStore | None = None
+        self._observers: list[Callable[[LifecycleEvent], None]] = []
+        self._lock = threading.RLock()
+        _managers.add(self)
+
+    # -- observation -------------------------------------------------------------------------------------------
+    def subscribe(self, callback: Callable[[LifecycleEvent], None]) -> Callable[[], None]:
+        """Call ``callback`` for every lifecycle event; returns a function that unsubscribes it."""
+        self._observers.append(callback)
+        return lambda: self._observers.remove(callback) if callback in self._observers else None
+
+    def _move(self, record: ManagedPlugin, stage: Stage, detail: str = "", activity: str = "") -> None:
+        if stage not in _ALLOWED[record.stage] and stage != record.stage:
+            raise UsageError(f"{record.name}: cannot go from {record.stage.value} to {stage.value}")
+        now = time.monotonic()
+        event = LifecycleEvent(
+            plugin=record.name,
+            stage=stage,
+            previous=record.stage,
+            timestamp=time.time(),
+            duration_ms=(now - record.since) * 1000,
+            detail=detail,
+            activity=activity,
+        )
+        if stage != record.stage:
+            record.since = now
+        record.stage = stage
+        record.history.append(event)
+        del record.history[:-200]
+        for observer in list(self._observers):
+            observer(event)
+
+    def _fail(self, record: ManagedPlugin, error: SynapseError) -> None:
+        record.error = error
+        self._move(record, Stage.FAILED, detail=str(error))
+
+    @property
+    def store(self) -> StateStore:
+        """The state store (opened on first use: SQLite under SYNAPSE_HOME unless config ``state`` says else)."""
+        if self._store is None:
+            self._store = open_store(config=self.config)
+        return self._store
+
+    # -- discovery and validation ------------------------------------------------------------------------------
+    def default_paths(self) -> list[Path]:
+        """The project's ``synapse-plugins/`` (if present) and config ``plugins.paths``."""
+        paths = [Path(p).expanduser() for p in self.config.data.get("plugins", {}).get("paths", [])]
+        project = Path.cwd() / PROJECT_PLUGINS
+        if project.is_dir():
+            paths.append(project)
+        return paths
+
+    def discover(self, *paths: str | Path, validate: bool = True) -> list[ManagedPlugin]:
+        """Find plugin folders under ``paths`` (default: :meth:`default_paths`) and validate each one."""
+        from .signing import TrustStore
+
+        found: list[ManagedPlugin] = []
+        self._trust = TrustStore.load()  # read once per scan, not once per plugin
+        try:
+            for root in [Path(p) for p in paths] or self.default_paths():
+                for folder in _candidates(root):
+                    record = self._record_for(folder)
+                    found.append(record)
+                    if validate:
+                        self.validate(record.name)
+        finally:
+            self._trust = None
+        return found
+
+    def _record_for(self, folder: Path) -> ManagedPlugin:
+        # The name is the manifest's when it can be read quickly; the folder name otherwise (until validated).
+        resolved = folder.resolve()
+        name = resolved.name
+        with self._lock:
+            known = self._by_path.get(resolved)
+            if known is not None:
+                return known
+            key = name
+            suffix = 2
+            while key in self.plugins:
+                key = f"{name}~{suffix}"
+                suffix += 1
+            record = ManagedPlugin(name=key, path=folder)
+            self.plugins[key] = record
+            self._by_path[resolved] = record
+        self._move(record, Stage.DISCOVERED, detail=str(folder))
+        return record
+
+    def validate(self, name: str) -> ManagedPlugin:
+        """Manifest, schemas, requirements, handler compile, tests/ and signature; FAILED with the reason."""
+        record = self.get(name)
+        try:
+            folder = validate_folder(record.path, check_import=False, display=display_path(record.path))
+            record.folder = folder
+            record.version = str(folder.manifest.version)
+            self._rename(record, folder.manifest.name)
+            record.verification = self._verify(record, folder)
+        except SynapseError as exc:
+            self._fail(record, exc)
+            return record
+        record.error = None
+        signer = record.verification.signer_subject if record.verification else "unsigned"
+        self._move(record, Stage.VALIDATED, detail=f"{record.name} {record.version}, {signer}")
+        return record
+
+    def _verify(self, record: ManagedPlugin, folder: PluginFolder) -> Verification | None:
+        from .signing import verify_folder
+
+        try:
+            return verify_folder(record.path, manifest=folder.manifest, trust=self._trust)
+        except SignatureError:
+            if self.insecure_allow_unsigned:
+                return None
+            raise
+
+    def _rename(self, record: ManagedPlugin, name: str) -> None:
+        """Key the record by the manifest's name once it is known (two folders may not share one name)."""
+        if record.name == name:
+            return
+        with self._lock:
+            other = self.plugins.get(name)
+            if other is not None and other is not record:
+                raise InvalidError(f"plugin name {name!r} is already used by {display_path(other.path)}", plugin=name)
+            self.plugins.pop(record.name, None)
+            record.name = name
+            self.plugins[name] = record
+
+    # -- activation --------------------------------------------------------------------------------------------
+    def get(self, name: str) -> ManagedPlugin:
+        try:
+            return self.plugins[name]
+        except KeyError:
+            known = ", ".join(sorted(self.plugins)) or "none"
+            raise UsageError(f"no plugin named {name!r} (known: {known}); discover or load it first") from None
+
+    def activate(self, name: str, *, debug: bool = False) -> Plugin | InProcessPlugin:
+        """Start (or return) the plugin's warm worker; ``debug=True`` runs it in this process, unsandboxed."""
+        record = self.get(name)
+        with self._lock:
+            if record.stage is Stage.ACTIVE and record.plugin is not None:
+                return record.plugin
+            if record.stage is not Stage.VALIDATED and self.validate(name).stage is not Stage.VALIDATED:
+                raise record.error or SynapseError(f"{name}: validation failed", plugin=name)
+            self._move(record, Stage.ACTIVATING)
+        t0 = time.perf_counter()
+        try:
+            plugin = self._start(record, debug=debug)
+        except SynapseError as exc:
+            self._fail(record, exc)
+            raise
+        record.plugin = plugin
+        record.activation_ms = (time.perf_counter() - t0) * 1000
+        plugin.listeners.append(self._on_plugin_event)
+        self._move(
+            record,
+            Stage.ACTIVE,
+            detail=f"activated in {record.activation_ms:.1f} ms ({plugin.isolation})",
+            activity="idle",
+        )
+        return plugin
+
+    def _start(self, record: ManagedPlugin, *, debug: bool) -> Plugin | InProcessPlugin:
+        if debug:
+            from .inprocess import InProcessPlugin
+
+            return InProcessPlugin(record.path, state=self.store.load_state(record.name))
+        return Plugin(
+            record.path,
+            config=self.config,
+            store=self.store,
+            insecure_allow_unsigned=self.insecure_allow_unsigned,
+            warn=self.warn,
+            progress=self.progress,
+        )
+
+    def load(self, path: str | Path, *, debug: bool = False) -> Plugin | InProcessPlugin:
+        """Discover, validate and activate the plugin folder at ``path``; returns its handle."""
+        folder = Path(path)
+        if not folder.is_dir():
+            raise UsageError(f"{str(folder)!r} is not a plugin folder (no such directory)")
+        record = self._record_for(folder)
+        self.validate(record.name)
+        if record.stage is Stage.FAILED and record.error is not None:
+            raise record.error
+        return self.activate(record.name, debug=debug)
+
+    # -- execution ---------------------------------------------------------------------------------------------
+    def _on_plugin_event(self, plugin: Any, what: str, detail: dict[str, Any]) -> None:
+        record = self.plugins.get(plugin.name)
+        if record is None:
+            return
+        if what == "call":
+            error = detail.get("error")
+            ms = detail.get("ms", 0.0)
+            if error is None:
+                record.calls += 1
+                record.latencies.append(ms)
+            else:
+                record.errors += 1
+                record.error = error
+        elif what == "checkpoint" and detail.get("error") is not None:
+            record.error = detail["error"]
+            if self.warn is not None:
+                self.warn(f"{record.name}: state checkpoint not saved, will retry: {detail['error']}")
+
+    def _active(self, name: str) -> Plugin | InProcessPlugin:
+        record = self.get(name)
+        if record.stage is Stage.ACTIVE and record.plugin is not None:
+            return record.plugin
+        return self.activate(name)
+
+    def run(self, name: str, payload: Any, *, endpoint: str | None = None) -> Any:
+        """Run one call and return its validated result (waits for it, whatever the trigger)."""
+        return self.invoke(name, payload, endpoint=endpoint).result
+
+    def invoke(self, name: str, payload: Any, *, endpoint: str | None = None) -> Invocation:
+        plugin = self._active(name)
+        record = self.plugins[plugin.name]
+        self._busy(record, +1)
+        try:
+            return plugin.invoke(payload, endpoint=endpoint)
+        finally:
+            self._busy(record, -1)
+
+    def _busy(self, record: ManagedPlugin, delta: int) -> None:
+        before = record.in_flight
+        record.in_flight += delta
+        if self._observers and (before == 0) != (record.in_flight == 0):
+            self._move(record, Stage.ACTIVE, activity="executing" if record.in_flight else "idle")
+
+    def run_batch(self, name: str, items: list[Any], *, endpoint: str | None = None) -> list[Any]:
+        return self._active(name).run_batch(items, endpoint=endpoint)
+
+    def submit(self, name: str, payload: Any) -> Job:
+        """Queue one call (async trigger); returns a :class:`~synapse_nb.jobs.Job` at once."""
+        plugin = self._active(name)
+        if not isinstance(plugin, Plugin):
+            raise UsageError(f"{name}: submit() needs a sandboxed plugin; the debug mode runs calls with run()")
+        return plugin.submit(payload)
+
+    def subscribers(self, topic: str) -> list[ManagedPlugin]:
+        """Validated or active plugins with ``trigger: event`` that listen to ``topic``."""
+        live = {Stage.VALIDATED, Stage.ACTIVE, Stage.STOPPED}
+        return [r for r in self.plugins.values() if topic in r.topics and r.stage in live and r.trigger == "event"]
+
+    def emit(self, topic: str, payload: Any, *, timeout: float | None = None) -> list[EventDelivery]:
+        """Deliver ``payload`` to every subscriber of ``topic`` (in parallel) and collect each outcome.
+
+        An event with no subscribers returns an empty list.
+        """
+        deliveries: list[EventDelivery] = []
+        pending: list[tuple[str, Job]] = []
+        for record in self.subscribers(topic):
+            try:
+                pending.append((record.name, self.submit(record.name, payload)))
+            except SynapseError as exc:
+                deliveries.append(EventDelivery(record.name, False, error=exc))
+        for name, job in pending:
+            try:
+                deliveries.append(EventDelivery(name, True, result=job.result(timeout)))
+            except SynapseError as exc:
+                deliveries.append(EventDelivery(name, False, error=exc))
+        return deliveries
+
+    # -- teardown ----------------------------------------------------------------------------------------------
+    def teardown(self, name: str) -> dict[str, Any]:
+        """Run the handler's teardown and save its state; returns the state."""
+        record = self.get(name)
+        plugin = record.plugin
+        if plugin is None or record.stage not in (Stage.ACTIVE, Stage.FAILED):
+            return {}
+        self._move(record, Stage.TEARING_DOWN)
+        try:
+            state = plugin.teardown()
+            if not isinstance(plugin, Plugin):  # debug mode: no checkpointer; save here
+                self.store.save_state(record.name, record.version, state)
+        except SynapseError as exc:
+            record.plugin = None
+            self._fail(record, exc)
+            raise
+        record.plugin = None
+        slot = getattr(plugin, "slot", None)
+        stop_error = getattr(slot, "stop_error", None)
+        if stop_error:
+            record.error = SynapseError(f"{stop_error}; the state of the last checkpoint was kept", plugin=record.name)
+            self._move(record, Stage.STOPPED, detail=str(record.error))
+        else:
+            self._move(record, Stage.STOPPED, detail="state saved")
+        return state
+
+    def teardown_all(self) -> None:
+        """Tear every active plugin down (errors are recorded on their records, not raised)."""
+        for name in list(self.plugins):
+            record = self.plugins.get(name)
+            if record is not None and record.plugin is not None:
+                with contextlib.suppress(SynapseError):  # recorded on the record as FAILED
+                    self.teardown(name)
+
+    # -- status ------------------------------------------------------------------------------------------------
+    def records(self) -> list[ManagedPlugin]:
+        return list(self.plugins.values())
+
+    def status(self) -> pd.DataFrame:
+        """One row per plugin: name, version, stage, isolation, signer, calls, errors, p50 latency, last error."""
+        import pandas as pd
+
+        rows = []
+        for r in self.plugins.values():
+            plugin = r.plugin
+            stage = r.stage.value
+            if r.stage is Stage.ACTIVE:
+                stage += " (executing)" if r.in_flight else " (idle)"
+            rows.append(
+                {
+                    "name": r.name,
+                    "version": r.version,
+                    "stage": stage,
+                    "isolation": plugin.isolation if plugin is not None else "",
+                    "signer": r.verification.signer_subject if r.verification else "",
+                    "calls": r.calls,
+                    "errors": r.errors,
+                    "p50_ms": r.p50_ms(),
+                    "activation_ms": r.activation_ms,
+                    "last_error": str(r.error) if r.error else "",
+                }
+            )
+        columns = ["name", "version", "stage", "isolation", "signer", "calls", "errors", "p50_ms", "activation_ms",
+                   "last_error"]  # fmt: skip
+        return pd.DataFrame(rows, columns=columns)
+
+
+_managers: weakref.WeakSet[PluginManager] = weakref.WeakSet()
+_default: PluginManager | None = None
+_default_lock = threading.Lock()
+
+
+def default_manager() -> PluginManager:
+    """The process-wide manager behind ``synapse_nb.load`` and ``synapse_nb.status``."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = PluginManager()
+        return _default
+
+
+@atexit.register
+def _teardown_everything() -> None:
+    # Teardown of everything at interpreter exit, so that state is saved even without an explicit teardown.
+    if os.environ.get("SYNAPSE_NO_ATEXIT_TEARDOWN"):
+        return
+    for manager in list(_managers):
+        manager.teardown_all()
+
+
+def iter_plugin_folders(paths: Iterable[str | Path]) -> list[Path]:
+    """Every plugin folder under ``paths`` (for tools that scan without a manager)."""
+    return [folder for path in paths for folder in _candidates(Path(path))]

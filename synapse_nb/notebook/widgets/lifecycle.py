@@ -1,0 +1,114 @@
+"""The lifecycle widget: the five stages of one plugin, live from the manager's events."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from traitlets import Float, Unicode
+
+from ...manager import LifecycleEvent, PluginManager, Stage
+from .base import MimeWidget, esc
+
+__all__ = ["LifecycleWidget"]
+
+STAGES = ("DISCOVERED", "VALIDATED", "ACTIVATING", "ACTIVE", "TEARING_DOWN", "STOPPED")
+LABELS = {"DISCOVERED": "Discovery", "VALIDATED": "Validation", "ACTIVATING": "Activation",
+          "ACTIVE": "Execution", "TEARING_DOWN": "Teardown", "STOPPED": "Stopped"}  # fmt: skip
+
+
+class LifecycleWidget(MimeWidget):
+    """Stage, timings, failure reason, isolation level and signer of one plugin; updated on every event."""
+
+    stage = Unicode("").tag(sync=True)
+    activity = Unicode("").tag(sync=True)
+    isolation = Unicode("").tag(sync=True)
+    signer = Unicode("").tag(sync=True)
+    failure = Unicode("").tag(sync=True)
+    activation_ms = Float(0.0).tag(sync=True)
+
+    def __init__(self, manager: PluginManager, name: str, *, note: str = "", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.manager = manager
+        self.plugin_name = name
+        self.note = note
+        self.timings: dict[str, float] = {}
+        self._lock = threading.Lock()
+        for event in manager.get(name).history:
+            self._apply(event)
+        self._sync()
+        self._unsubscribe = manager.subscribe(self._on_event)
+
+    def _apply(self, event: LifecycleEvent) -> None:
+        if event.previous is not None and event.previous is not event.stage:
+            self.timings[event.previous.value] = event.duration_ms
+
+    def _on_event(self, event: LifecycleEvent) -> None:
+        if event.plugin != self.plugin_name:
+            return
+        with self._lock:
+            self._apply(event)
+            self._sync()
+
+    def _sync(self) -> None:
+        record = self.manager.plugins.get(self.plugin_name)
+        if record is None:
+            return
+        self.stage = record.stage.value
+        self.activity = ("executing" if record.in_flight else "idle") if record.stage is Stage.ACTIVE else ""
+        plugin = record.plugin
+        self.isolation = plugin.isolation if plugin is not None else self.isolation
+        self.signer = record.verification.signer_subject if record.verification else (self.signer or "unsigned")
+        self.failure = str(record.error) if record.stage is Stage.FAILED and record.error else ""
+        self.activation_ms = float(record.activation_ms or 0.0)
+        self.refresh()
+
+    def close(self) -> None:
+        self._unsubscribe()
+        super().close()
+
+    def to_text(self) -> str:
+        parts = [f"{self.plugin_name}: {self.stage}" + (f" ({self.activity})" if self.activity else "")]
+        if self.isolation:
+            parts.append(f"isolation {self.isolation}")
+        if self.signer:
+            parts.append(f"signer {self.signer}")
+        if self.activation_ms:
+            parts.append(f"activated in {self.activation_ms:.1f} ms")
+        text = ", ".join(parts)
+        if self.failure:
+            text += f"\nFAILED: {self.failure}"
+        if self.note:
+            text += f"\n{self.note}"
+        return text
+
+    def to_html(self) -> str:
+        reached = STAGES.index(self.stage) if self.stage in STAGES else -1
+        pills = []
+        for i, stage in enumerate(STAGES):
+            css = "now" if stage == self.stage else ("done" if i < reached else "")
+            ms = self.timings.get(stage)
+            timing = f" {ms:.1f} ms" if ms is not None and stage not in ("ACTIVE", "STOPPED") else ""
+            label = LABELS[stage] + (f" ({esc(self.activity)})" if stage == "ACTIVE" and self.activity else "")
+            pills.append(f'<span class="stage {css}">{label}{timing}</span>')
+        if self.stage == "FAILED":
+            pills.append('<span class="stage failed">FAILED</span>')
+        rows = [f"<b>{esc(self.plugin_name)}</b> {' '.join(pills)}"]
+        rows.append(f"isolation: <b>{esc(self.isolation or '-')}</b> &nbsp; signer: {esc(self.signer or '-')}")
+        if self.failure:
+            rows.append(f'<span class="err">{esc(self.failure)}</span>')
+        if self.note:
+            rows.append(f'<span class="warn">{esc(self.note)}</span>')
+        return "<br>".join(rows)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "plugin": self.plugin_name,
+            "stage": self.stage,
+            "activity": self.activity,
+            "isolation": self.isolation,
+            "signer": self.signer,
+            "failure": self.failure,
+            "activation_ms": self.activation_ms,
+            "timings_ms": self.timings,
+        }

@@ -1,0 +1,108 @@
+"""The default store: one SQLite database under SYNAPSE_HOME, safe to share between processes (WAL)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from .base import MAX_VALUE_BYTES, StateStoreError
+
+__all__ = ["SQLiteStore"]
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS plugin_state (
+    plugin  TEXT PRIMARY KEY,
+    version TEXT NOT NULL,
+    state   TEXT NOT NULL,
+    updated REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS session (
+    namespace TEXT NOT NULL,
+    key       TEXT NOT NULL,
+    value     TEXT NOT NULL,
+    expires   REAL,
+    PRIMARY KEY (namespace, key)
+);
+"""
+
+
+def _encode(value: Any, what: str) -> str:
+    try:
+        text = json.dumps(value, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError) as exc:
+        raise StateStoreError(f"{what} is not JSON-serialisable: {exc}") from None
+    if len(text) > MAX_VALUE_BYTES:
+        raise StateStoreError(f"{what} is {len(text)} bytes, over the {MAX_VALUE_BYTES} byte limit")
+    return text
+
+
+class SQLiteStore:
+    """State and session data in ``path`` (created on first use; several processes may share it)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.url = f"sqlite://{path}"
+        self._lock = threading.Lock()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(path, timeout=10.0, check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(SCHEMA)
+        except (sqlite3.Error, OSError) as exc:
+            raise StateStoreError(f"cannot open the state store {self.url}: {exc}") from exc
+
+    def _run(self, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
+        with self._lock:
+            try:
+                return self._db.execute(sql, args).fetchall()
+            except sqlite3.Error as exc:
+                raise StateStoreError(f"state store {self.url}: {exc}") from exc
+
+    def load_state(self, plugin: str) -> dict[str, Any] | None:
+        rows = self._run("SELECT state FROM plugin_state WHERE plugin = ?", (plugin,))
+        if not rows:
+            return None
+        state = json.loads(rows[0][0])
+        return state if isinstance(state, dict) else None
+
+    def save_state(self, plugin: str, version: str, state: dict[str, Any]) -> None:
+        text = _encode(state, f"state of {plugin!r}")
+        self._run(
+            "INSERT INTO plugin_state (plugin, version, state, updated) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT(plugin) DO UPDATE SET version = excluded.version, state = excluded.state, "
+            "updated = excluded.updated",
+            (plugin, version, text, time.time()),
+        )
+
+    def session_get(self, namespace: str, key: str) -> Any:
+        rows = self._run(
+            "SELECT value FROM session WHERE namespace = ? AND key = ? AND (expires IS NULL OR expires > ?)",
+            (namespace, key, time.time()),
+        )
+        return json.loads(rows[0][0]) if rows else None
+
+    def session_set(self, namespace: str, key: str, value: Any, ttl: float | None = None) -> None:
+        text = _encode(value, f"session value {key!r}")
+        expires = time.time() + ttl if ttl is not None else None
+        self._run(
+            "INSERT INTO session (namespace, key, value, expires) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT(namespace, key) DO UPDATE SET value = excluded.value, expires = excluded.expires",
+            (namespace, key, text, expires),
+        )
+        if ttl is not None:  # expired rows are dropped lazily, a few at a time
+            self._run(
+                "DELETE FROM session WHERE rowid IN (SELECT rowid FROM session WHERE expires <= ? LIMIT 100)",
+                (time.time(),),
+            )
+
+    def session_delete(self, namespace: str, key: str) -> None:
+        self._run("DELETE FROM session WHERE namespace = ? AND key = ?", (namespace, key))
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
