@@ -77,7 +77,7 @@ def test_a_plugin_needing_a_package_the_kernel_lacks_activates_and_runs_in_the_j
         "tinypkg==2.0\n",
         "import tinypkg, tinydep, sys\n"
         "return {'v': tinypkg.VERSION, 'dep': tinydep.VERSION, 'x': tinypkg.double(21), 'file': tinypkg.__file__,"
-        " 'path': [p for p in sys.path if 'site-packages' in p]}",
+        " 'path': [p for p in sys.path if 'site-packages' in p or p.startswith('/opt/synapse/site')]}",
     )
     events: list[ProgressEvent] = []
     with load(folder, wheelhouse=wheelhouse, progress=events.append) as plugin:
@@ -90,8 +90,8 @@ def test_a_plugin_needing_a_package_the_kernel_lacks_activates_and_runs_in_the_j
     assert result["v"] == "2.0"
     assert result["x"] == 42
     assert result["dep"] == "2.0"  # the newest tinydep that satisfies tinydep>=1
-    assert result["file"].startswith(str(env.site_dirs[0]))
-    assert result["path"] == [str(env.site_dirs[0])]  # the kernel's site-packages are not on the plugin's path
+    assert result["file"].startswith("/opt/synapse/site/0/")  # mounted at a guest path, not its host path
+    assert result["path"] == ["/opt/synapse/site/0"]  # the kernel's site-packages are not on the plugin's path
     assert env.packages == ("tinydep==2.0", "tinypkg==2.0")
     phases = [e.phase for e in events]
     assert phases[0] == "resolving"

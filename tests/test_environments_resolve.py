@@ -279,5 +279,6 @@ def test_sandbox_config_of_a_plugin_that_needs_a_build_prints_its_mounts_and_bui
     (folder / "requirements.txt").write_text("no-such-dist==1\n")
     assert main(["plugin", "sandbox-config", str(folder)]) == 0
     key = environment_key(parse_requirements("no-such-dist==1\n"))
-    assert f'dst: "{synapse_home}/envs/{key}/site-packages"' in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f'src: "{synapse_home}/envs/{key}/site-packages"\n  dst: "/opt/synapse/site/0"' in out
     assert not (synapse_home / "envs").exists()

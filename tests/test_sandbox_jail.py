@@ -10,7 +10,7 @@ import pytest
 
 from synapse_nb.sandbox.cgroups import CgroupSupport, WorkerCgroup, detect_cgroups
 from synapse_nb.sandbox.host import HostInfo
-from synapse_nb.sandbox.jail import GUEST_LIB, PLUGIN_DIR, JailLayout, build_jail
+from synapse_nb.sandbox.jail import GUEST_LIB, PLUGIN_DIR, JailLayout, build_jail, guest_paths
 from synapse_nb.sandbox.policy import SandboxPolicy
 from synapse_nb.sandbox.seccomp import DENIED_SYSCALLS, kafel_policy
 
@@ -71,11 +71,12 @@ def test_only_what_the_plugin_needs_is_mounted_and_all_read_only() -> None:
         "/etc/ld.so.cache",
         PLUGIN_DIR,
         f"{GUEST_LIB}/synapse_nb",
-        "/venv/lib/python3.11/site-packages",
+        "/opt/synapse/site/0",
         "/dev/null",
         "/dev/zero",
         "/dev/urandom",
     }
+    assert binds["/opt/synapse/site/0"]["src"] == "/venv/lib/python3.11/site-packages"
     assert all(not m["rw"] for dst, m in binds.items() if not dst.startswith("/dev/"))
     assert not any(dst.startswith(("/home", "/root")) or ".synapse" in dst for dst in binds)
 
@@ -205,3 +206,14 @@ def test_stale_worker_cgroups_of_dead_hosts_are_swept(tmp_path: Path) -> None:
     support = CgroupSupport(2, memory_parent=parent, pids_parent=parent)
     assert sweep_stale(support) == 1
     assert sorted(p.name for p in parent.iterdir()) == sorted([f"w{os.getpid()}-1", "other"])
+
+
+def test_environments_under_the_host_tmp_leave_no_trace_in_the_jail_tmp() -> None:
+    layout = JailLayout(
+        plugin_dir=Path("/tmp/pytest/plugin"),
+        site_dirs=(Path("/tmp/ci/.venv/lib/python3.11/site-packages"),),
+        extra_dirs=(Path("/tmp/ci/src"),),
+    )
+    binds = [m["dst"] for m in build_jail(SandboxPolicy(), layout, HOST).mounts() if "src" in m]
+    assert not [dst for dst in binds if dst.startswith("/tmp")], binds
+    assert guest_paths(layout) == (["/opt/synapse/site/0"], ["/opt/synapse/path/0"])

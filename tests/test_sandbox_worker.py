@@ -14,8 +14,11 @@ import pytest
 from synapse_nb.cli import main
 from synapse_nb.errors import HandlerError, PluginCrashed, PluginFailed, ResourceLimitExceeded, ValidationError
 from synapse_nb.plugin import load
+from synapse_nb.sandbox.host import detect_host
+from synapse_nb.sandbox.jail import JailLayout
+from synapse_nb.sandbox.policy import SandboxPolicy
 from synapse_nb.sandbox.protocol import ChannelClosed, FrameTooLarge, read_frame, write_frame
-from synapse_nb.sandbox.worker import FairLock
+from synapse_nb.sandbox.worker import FairLock, Worker, WorkerSpec
 from synapse_nb.signing import sign_folder
 
 from .sandbox_helpers import require_nsjail, write_plugin
@@ -353,3 +356,29 @@ def test_results_name_the_signer(signed_example: Path, capsys: pytest.CaptureFix
     assert meta["signed"] is True
     assert meta["signer"].startswith("CN=")
     assert len(meta["signer_fingerprint"]) == 64
+
+
+def test_environment_directories_are_mounted_at_guest_paths_with_their_pth_entries(make: Make, tmp_path: Path) -> None:
+    site, src = tmp_path / "venv" / "site-packages", tmp_path / "src"
+    site.mkdir(parents=True)
+    src.mkdir()
+    (src / "editmod.py").write_text("VALUE = 'from an editable install'\n")
+    (site / "sitemod.py").write_text("VALUE = 'from site-packages'\n")
+    (site / "__editable__.editmod.pth").write_text(f"{src}\n")
+    folder = make(
+        "import editmod, sitemod\n"
+        "return {'edit': editmod.__file__, 'site': sitemod.__file__, 'value': editmod.VALUE, 'tmp': os.listdir('/tmp')}"
+    )
+    layout = JailLayout(plugin_dir=folder, site_dirs=(site,), extra_dirs=(src,))
+    worker = Worker(WorkerSpec("hostile", "1.0.0", "digest", layout, SandboxPolicy()), detect_host())
+    try:
+        worker.start()
+        result = worker.call(b"{}").result
+    finally:
+        worker.kill("test over")
+    assert result == {
+        "edit": "/opt/synapse/path/0/editmod.py",
+        "site": "/opt/synapse/site/0/sitemod.py",
+        "value": "from an editable install",
+        "tmp": [],  # the host paths under /tmp left no mount points behind
+    }

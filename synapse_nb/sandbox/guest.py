@@ -309,13 +309,12 @@ def main(argv: list[str] | None = None) -> None:
         msg = guest.reader.read()
     except ChannelClosed:
         return
-    for entry in reversed(msg.get("sys_path") or []):
-        sys.path.insert(0, entry)
     if msg.get("site_dirs"):
         import site
 
         for entry in msg["site_dirs"]:
             site.addsitedir(entry)
+    sys.path.extend(msg.get("sys_path") or [])  # what the environment's .pth files name, at their guest paths
     egress = msg.get("egress")
     if egress:  # network scopes only: socket is not part of everyone's cold start
         from .relay import hand_over_listener

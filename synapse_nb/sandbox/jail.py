@@ -36,10 +36,15 @@ __all__ = [
     "Mount",
     "build_jail",
     "guest_command",
+    "guest_paths",
     "proxy_environment",
 ]
 
 GUEST_LIB = "/opt/synapse/lib"
+# Dependency environments are mounted at guest paths, never at their host paths: a venv or SYNAPSE_HOME under the
+# host's /tmp must not leave its path skeleton in the jail's private /tmp, nor tell the plugin where things live.
+GUEST_SITE = "/opt/synapse/site"
+GUEST_PATH = "/opt/synapse/path"
 PLUGIN_DIR = "/plugin"
 NOBODY = 65534
 DEVICES = ("/dev/null", "/dev/zero", "/dev/urandom")
@@ -91,6 +96,14 @@ class JailLayout:
     plugin_dir: Path
     site_dirs: tuple[Path, ...] = ()
     extra_dirs: tuple[Path, ...] = ()
+
+
+def guest_paths(layout: JailLayout) -> tuple[list[str], list[str]]:
+    """Where the jail mounts ``layout``'s site directories and extra ``sys.path`` directories, in order."""
+    return (
+        [f"{GUEST_SITE}/{i}" for i in range(len(layout.site_dirs))],
+        [f"{GUEST_PATH}/{i}" for i in range(len(layout.extra_dirs))],
+    )
 
 
 @dataclass(frozen=True)
@@ -184,8 +197,9 @@ def _bind_targets(host: HostInfo, layout: JailLayout) -> list[Mount]:
     add(Path("/etc/ld.so.cache"))
     add(layout.plugin_dir, PLUGIN_DIR)
     add(host.package_dir, f"{GUEST_LIB}/synapse_nb")
-    for directory in (*layout.site_dirs, *layout.extra_dirs):
-        add(directory)
+    site_targets, path_targets = guest_paths(layout)
+    for directory, target in zip((*layout.site_dirs, *layout.extra_dirs), (*site_targets, *path_targets), strict=True):
+        add(directory, target)
     return mounts
 
 

@@ -33,23 +33,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import (
-    HandlerError,
-    InvalidError,
     PluginCrashed,
-    PluginFailed,
     PluginTimeout,
-    Problem,
     ResourceLimitExceeded,
     SandboxError,
     SynapseError,
-    ValidationError,
 )
 from .allowlist import Allowlist, EgressDenied
 from .cgroups import WorkerCgroup
+from .diagnosis import Death, death_error, reply_error
 from .host import HostInfo, precompile_guest_runtime
 from .isolation import admit, probe
-from .jail import EGRESS_DIR, PLUGIN_DIR, PROXY_PORT, JailConfig, JailLayout, build_jail
-from .launch import NO_CONFIG, PLACEMENT_FAILED, launches
+from .jail import EGRESS_DIR, PLUGIN_DIR, PROXY_PORT, JailConfig, JailLayout, build_jail, guest_paths
+from .launch import launches
 from .policy import SandboxPolicy
 from .process import build_process_config, process_command, user_tasks
 from .protocol import HEADER, frame
@@ -346,6 +342,10 @@ class Worker:
         self.spawn()
         t0 = self._spawned_at
         spec = self.spec
+        if self.level == "process":  # the host's own paths; .pth files add the extra directories
+            site_dirs, sys_path = [str(d) for d in spec.layout.site_dirs], list[str]()
+        else:
+            site_dirs, sys_path = guest_paths(spec.layout)
         start = {
             "op": "start",
             "plugin": spec.plugin,
@@ -358,7 +358,8 @@ class Worker:
             "max_log_bytes": spec.policy.max_log_bytes,
             "max_output_bytes": spec.policy.max_output_bytes,
             "session": self.session is not None,
-            "site_dirs": [str(d) for d in spec.layout.site_dirs],
+            "site_dirs": site_dirs,
+            "sys_path": sys_path,
         }
         if self.egress is not None:
             start["egress"] = {"port": PROXY_PORT, "socket": f"{EGRESS_DIR}/{SOCKET_NAME}"}
@@ -696,105 +697,23 @@ class Worker:
         if self._drain is not None:
             self._drain.join(timeout=0.5)
         cgroup = self.cgroup
-        oom = cgroup.oom_kills() if cgroup else 0
-        refused = cgroup.pids_refused() if cgroup else 0
-        policy = self.spec.policy
-        details = self.stderr.tail(8)
-        self.kill(f"died {when}")
-        plugin = self.spec.plugin
-        if refused:  # a fork bomb often exhausts memory too; the forks are the cause
-            also = f"; memory_mb={policy.memory_mb} was hit as well" if oom else ""
-            return ResourceLimitExceeded(
-                f"process limit exceeded: pids_max={policy.pids_max} (forks or threads were refused {when}{also})",
-                plugin=plugin,
-                limit="pids_max",
-                value=policy.pids_max,
-                details=details,
-            )
-        if oom:
-            return ResourceLimitExceeded(
-                f"memory limit exceeded: memory_mb={policy.memory_mb} (the kernel killed the worker {when})",
-                plugin=plugin,
-                limit="memory_mb",
-                value=policy.memory_mb,
-                details=details,
-            )
-        if status == PLACEMENT_FAILED and self.use_cgroups:
-            return SandboxError("could not place the worker in its cgroups", plugin=plugin)
-        if status == NO_CONFIG:
-            return SandboxError("the worker launcher got no configuration", plugin=plugin)
-        if status is not None and status > 128 and status - 128 in _SIGNALS:
-            sig = _SIGNALS[status - 128]
-            return PluginCrashed(
-                f"worker crashed {when}: killed by {sig}", plugin=plugin, signal=sig, status=status, details=details
-            )
-        jail_log = self.jail_log.tail(5)
-        if when == "while starting" and jail_log:
-            return SandboxError(f"nsjail could not start the worker: {jail_log[-1]}", plugin=plugin, details=jail_log)
-        return PluginCrashed(
-            f"worker exited {when} with status {status}", plugin=plugin, status=status, details=details + jail_log
+        evidence = Death(
+            when=when,
+            status=status,
+            oom_kills=cgroup.oom_kills() if cgroup else 0,
+            pids_refused=cgroup.pids_refused() if cgroup else 0,
+            stderr_tail=self.stderr.tail(8),
+            jail_log_tail=self.jail_log.tail(5),
+            cgroups=self.use_cgroups,
         )
+        self.kill(f"died {when}")
+        return death_error(self.spec.plugin, self.spec.policy, evidence)
 
     def _error_from_reply(self, reply: dict[str, Any], *, during: str, pids_refused: bool = False) -> SynapseError:
-        """The error for a reply with ``ok: false`` (the worker is killed when a limit was hit)."""
-        error = reply.get("error") or {}
-        kind = error.get("kind")
-        plugin = self.spec.plugin
-        policy = self.spec.policy
-        logs = [line for line in (reply.get("stderr") or "").splitlines() if line.strip()][-5:]
-        if pids_refused:
-            self.kill("process limit hit")
-            return ResourceLimitExceeded(
-                f"process limit exceeded: pids_max={policy.pids_max} (forks or threads were refused)",
-                plugin=plugin,
-                limit="pids_max",
-                value=policy.pids_max,
-            )
-        if kind == "validation":
-            return ValidationError(
-                f"input rejected by the handler's validation: {error.get('pointer') or '/'}: {error.get('message')}",
-                plugin=plugin,
-                pointer=error.get("pointer") or "",
-                schema=error.get("schema"),
-                direction="input",
-            )
-        if kind == "synapse":
-            code = error.get("code")
-            problems = [Problem(**p) for p in error.get("problems") or []]
-            if code == "invalid":
-                cls = HandlerError if during == "activation" else InvalidError
-                return cls(str(error.get("message")), plugin=plugin, problems=problems, details=error.get("details"))
-            return PluginFailed(str(error.get("message")), plugin=plugin, details=error.get("details"))
-        if kind == "not_json":
-            return PluginFailed(str(error.get("message")), plugin=plugin, exc_type="NotJSON", details=logs)
-        if kind == "state_not_json":
-            return PluginFailed(str(error.get("message")), plugin=plugin, exc_type="StateNotJSON", details=logs)
-        if kind == "output_too_large":
-            return ResourceLimitExceeded(
-                f"output is {error.get('size')} bytes, over the max_output_bytes limit of {error.get('limit')}",
-                plugin=plugin,
-                limit="max_output_bytes",
-                value=error.get("limit"),
-            )
-        errno = error.get("errno")
-        if errno == ENOSPC:
-            self.kill("/tmp full")
-            return ResourceLimitExceeded(
-                f"disk limit exceeded: /tmp is full (tmp_mb={policy.tmp_mb})",
-                plugin=plugin,
-                limit="tmp_mb",
-                value=policy.tmp_mb,
-            )
-        if errno == EFBIG:
-            return ResourceLimitExceeded(
-                f"file size limit exceeded: fsize_mb={policy.fsize_mb}",
-                plugin=plugin,
-                limit="fsize_mb",
-                value=policy.fsize_mb,
-            )
-        location = error.get("location")
-        where = f" ({location})" if location else ""
-        prefix = "activation failed: " if during == "activation" else ""
-        message = f"{prefix}{error.get('type', 'Error')}: {error.get('message', '')}{where}"
-        tb = (error.get("traceback") or "").rstrip().splitlines()[-6:]
-        return PluginFailed(message, plugin=plugin, exc_type=error.get("type"), location=location, details=tb)
+        """The error for a reply with ``ok: false``; the worker is killed when a limit was hit."""
+        error, kill_reason = reply_error(
+            self.spec.plugin, self.spec.policy, reply, during=during, pids_refused=pids_refused
+        )
+        if kill_reason is not None:
+            self.kill(kill_reason)
+        return error
