@@ -166,8 +166,11 @@ class PluginManager:
         insecure_allow_unsigned: bool = False,
         warn: Callable[[str], None] | None = None,
         progress: Callable[[Any], None] | None = None,
+        allow_process_isolation: bool = False,
     ) -> None:
         self.config = config or load_config()
+        # The explicit opt-in to rlimits-only workers where nsjail cannot run (see sandbox.isolation).
+        self.allow_process_isolation = allow_process_isolation
         self.progress = progress  # dependency environment builds report here (see environments.progress)
         self._store = store
         self.insecure_allow_unsigned = insecure_allow_unsigned
@@ -347,6 +350,7 @@ class PluginManager:
             insecure_allow_unsigned=self.insecure_allow_unsigned,
             warn=self.warn,
             progress=self.progress,
+            allow_process_isolation=self.allow_process_isolation,
         )
 
     def load(self, path: str | Path, *, debug: bool = False) -> Plugin | InProcessPlugin:

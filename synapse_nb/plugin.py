@@ -151,7 +151,12 @@ class Plugin:
         self._jobs: Dispatcher | None = None
         self.history: collections.deque[CallRecord] | None = None  # see keep_history()
         if activate:
-            self.activate()
+            try:
+                self.activate()
+            except BaseException:
+                self._released = True
+                release_slot(self.slot)  # a worker that never started must not keep the slot
+                raise
 
     def _initial_state(self) -> dict[str, Any] | None:
         """Explicit ``state=``, else the saved state of this plugin name in the store."""

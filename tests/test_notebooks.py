@@ -61,3 +61,19 @@ def test_03_debugging_finds_and_fixes_the_bug(tmp_path: Path) -> None:
     assert "found it: handler.py:" in text
     assert "{'words': 4, 'longest': 'longest'}" in text
     assert "Traceback (most recent call last)" not in text
+
+
+def test_04_permissions_fail_safely_and_the_notebook_keeps_working(tmp_path: Path) -> None:
+    outputs = "\n".join(execute("04-permissions-and-sandbox", tmp_path))
+    assert "'greeting': 'hello from the API'" in outputs
+    assert "refused example.com:80: 'example.com' is not in network_access.domains" in outputs
+    assert "'127.0.0.1' is an IP address" in outputs
+    assert "network refused: example.com:80 (not-listed)" in outputs
+    assert "memory limit exceeded: memory_mb=64" in outputs
+    assert "[limit, exit 6]" in outputs
+    assert "no result within 500 ms" in outputs
+    assert "[timeout, exit 5]" in outputs
+    assert "{'slept': 0.1}" in outputs
+    assert "asks for a GPU" in outputs
+    assert "[sandbox, exit 8]" in outputs
+    assert "every plugin torn down" in outputs

@@ -365,6 +365,8 @@ class SynapseMagics(Magics):
             print(f"--- {plugin.name} {label} ({ring.total} bytes written) ---")
             if text:
                 print(text)
+        for event in list(getattr(plugin, "network_events", None) or [])[-10:]:
+            print(f"--- network refused: {event.get('host')}:{event.get('port')} ({event.get('reason')})")
         for record in list(plugin.history or [])[-5:]:
             for stream in ("stdout", "stderr"):
                 text = getattr(record, stream)
@@ -394,15 +396,21 @@ class SynapseMagics(Magics):
         print(f"synapse: {rest.strip()} torn down; saved state: {state}")
 
     def _isolation(self, rest: str) -> None:
-        """One visible line: how plugins are isolated on this host."""
+        """One visible line: how plugins are isolated here. ``--allow-process`` is the explicit opt-in to the
+        rlimits-only level, taken only where nsjail cannot run (Binder and most containers)."""
         from ..sandbox.host import detect_host
+        from ..sandbox.isolation import LEVELS, probe
 
-        host = detect_host()
-        if host.nsjail is not None and host.is_root:
-            line = f"synapse: plugins run under nsjail (namespaces, seccomp; {host.cgroups.describe()})"
+        caps = probe(detect_host(self.session.manager.config.sandbox.nsjail))
+        if caps.level != "process":
+            print(f"synapse: plugins run under {caps.level} ({LEVELS[caps.level]})")
+            return
+        print(f"synapse: this host cannot run nsjail ({caps.reason}); isolation here is 'process': {LEVELS['process']}")
+        if "--allow-process" in rest.split():
+            self.session.manager.allow_process_isolation = True
+            print("synapse: OPTED IN to process isolation for this notebook: plugins run without a sandbox")
         else:
-            line = "synapse: nsjail cannot run here; see `synapse-cli doctor`"
-        print(line)
+            print("synapse: plugins are refused until you opt in: %synapse isolation --allow-process")
 
     def _load(self, rest: str) -> Any:
         from .widgets import LifecycleWidget

@@ -78,6 +78,8 @@ class LifecycleWidget(MimeWidget):
         text = ", ".join(parts)
         if self.failure:
             text += f"\nFAILED: {self.failure}"
+        if self.isolation == "process":
+            text += "\nWARNING: process isolation (opted in): rlimits only, the plugin is NOT sandboxed"
         if self.note:
             text += f"\n{self.note}"
         return text
@@ -97,6 +99,8 @@ class LifecycleWidget(MimeWidget):
         rows.append(f"isolation: <b>{esc(self.isolation or '-')}</b> &nbsp; signer: {esc(self.signer or '-')}")
         if self.failure:
             rows.append(f'<span class="err">{esc(self.failure)}</span>')
+        if self.isolation == "process":
+            rows.append('<span class="err">process isolation (opted in): rlimits only, NOT sandboxed</span>')
         if self.note:
             rows.append(f'<span class="warn">{esc(self.note)}</span>')
         return "<br>".join(rows)
