@@ -20,7 +20,6 @@ import datetime as dt
 import getpass
 import os
 import socket
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -31,7 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from ..errors import SignatureError, UsageError
-from ..paths import synapse_home
+from ..paths import atomic_write, synapse_home
 from .certs import PrivateKey, describe_key, fingerprint, serial_hex, subject, to_pem, utc, validity_problem
 from .trust import Revocation, add_local_revocation, add_root, write_crl
 
@@ -197,22 +196,7 @@ def _write_private_key(path: Path, key: PrivateKey, passphrase: str | None) -> N
         serialization.BestAvailableEncryption(passphrase.encode()) if passphrase else serialization.NoEncryption()
     )
     data = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
-    _write(path, data, 0o600)
-
-
-def _write(path: Path, data: bytes, mode: int) -> None:
-    # mkstemp creates the file 0600 from the start, so a private key is never readable by others, not even briefly.
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, data, 0o600)
 
 
 def _name(common_name: str) -> x509.Name:
@@ -351,7 +335,7 @@ def init_developer_key(
             days=CA_DAYS,
         )
         _write_private_key(files.ca_key, ca_key, secret)
-        _write(files.ca_cert, to_pem(ca_cert).encode("ascii"), 0o644)
+        atomic_write(files.ca_cert, to_pem(ca_cert).encode("ascii"), 0o644)
     leaf_key = _generate(key_type)
     leaf = _issue(
         _name(common_name),
@@ -363,7 +347,7 @@ def init_developer_key(
         not_after_cap=ca_cert.not_valid_after_utc,  # a leaf never outlives its CA
     )
     _write_private_key(files.key, leaf_key, secret)
-    _write(files.cert, to_pem(leaf).encode("ascii"), 0o644)
+    atomic_write(files.cert, to_pem(leaf).encode("ascii"), 0o644)
     add_root(ca_cert, home=home)
     return DeveloperKey(files, leaf, ca_cert, created=True)
 

@@ -13,8 +13,6 @@ signature may be meant for someone else's trust store.
 from __future__ import annotations
 
 import datetime as dt
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +22,7 @@ from cryptography import x509
 from ..errors import SignatureError, UsageError
 from ..fileset import SIGNATURE_FILE, scan_folder
 from ..manifest import load_manifest
+from ..paths import atomic_write
 from .certs import (
     describe_key,
     fingerprint,
@@ -97,20 +96,6 @@ def _check_signer(chain: list[x509.Certificate], moment: dt.datetime, *, plugin:
         raise SignatureError(f"cannot sign: {problem[1]}; {hint}", plugin=plugin, reason=problem[0])
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def sign_folder(
     folder: Path | str,
     *,
@@ -152,7 +137,7 @@ def sign_folder(
     statement = Statement(manifest.name, str(manifest.version), moment, files)
     envelope = sign_envelope(statement.to_bytes(), key, chain)
     target = root / SIGNATURE_FILE
-    _write_atomically(target, envelope.to_bytes())
+    atomic_write(target, envelope.to_bytes())
     leaf = chain[0]
     return SignResult(
         path=target,

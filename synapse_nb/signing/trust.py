@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.x509.verification import Store
 
 from ..errors import UsageError
-from ..paths import synapse_home
+from ..paths import atomic_write, synapse_home
 from .certs import PrivateKey, ca_problem, fingerprint, serial_hex, subject, to_pem, utc
 
 __all__ = [
@@ -174,17 +172,7 @@ def _read_local_list(path: Path) -> tuple[list[Revocation], list[str]]:
 
 def _atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, data, mode)
 
 
 def add_root(cert: x509.Certificate, *, home: Path | None = None) -> Path:
