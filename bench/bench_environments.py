@@ -31,7 +31,7 @@ from synapse_nb.environments import lookup_environment, resolve_environment
 from synapse_nb.plugin import Plugin, load
 from synapse_nb.requirements import parse_requirements
 from synapse_nb.sandbox.host import detect_host
-from synapse_nb.sandbox.jail import build_jail
+from synapse_nb.sandbox.jail import build_jail, guest_paths
 from synapse_nb.sandbox.launch import Launch
 from synapse_nb.signing import sign_folder
 
@@ -81,7 +81,7 @@ def jail_floor(plugin: Plugin, code: str, *, site: Path | None = None) -> float:
         launch.cgroup.limit(memory_bytes=plugin.policy.memory_mb << 20, pids_max=plugin.policy.pids_max)
     request_fd, reply_fd, log_fd = launch.child_fds
     config = build_jail(plugin.policy, layout, host, request_fd=request_fd, reply_fd=reply_fd, log_fd=log_fd)
-    sites = "".join(f"site.addsitedir({str(d)!r}); " for d in layout.site_dirs)
+    sites = "".join(f"site.addsitedir({d!r}); " for d in guest_paths(layout)[0])  # where the jail mounts them
     program = f"import os, site; W = {reply_fd}; {sites}{code}"
     fields = [
         (key, [("path", str(host.python)), *[("arg", a) for a in ("-I", "-S", "-B", "-c", program)]])
