@@ -10,7 +10,7 @@
     %synapse run NAME EXPR              # returns the result, shows the I/O debugger
     %synapse bench NAME EXPR [--batch-sizes 1,8,64] [--concurrency 1] [--repeat N]   # returns a DataFrame
     %synapse status | validate NAME | sign NAME | verify NAME | inspect NAME | logs NAME | test NAME
-    %synapse teardown NAME|--all | load PATH | --debug [on|off]
+    %synapse teardown NAME|--all | load PATH | --debug [on|off] | isolation [--allow-process]
 
 EXPR is a Python expression evaluated in the notebook's namespace (a variable, or a literal such as
 ``{"text": "hi"}``); it is not shell-split, and options may come before or after it. Errors show as one line
