@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any, Protocol
 
 from ..errors import RegistryError
 
-__all__ = ["MAX_VALUE_BYTES", "SessionNamespace", "StateStore", "StateStoreError"]
+__all__ = ["MAX_VALUE_BYTES", "SessionNamespace", "StateStore", "StateStoreError", "encode_value"]
 
 MAX_VALUE_BYTES = 8 << 20
 
 
 class StateStoreError(RegistryError):
     """The state store cannot be reached or refused an operation (exit 9: network or storage failure)."""
+
+
+def encode_value(value: Any, what: str) -> str:
+    """``value`` as compact JSON for any store; :class:`StateStoreError` names ``what`` if it cannot be stored."""
+    try:
+        text = json.dumps(value, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError) as exc:
+        raise StateStoreError(f"{what} is not JSON-serialisable: {exc}") from None
+    if len(text) > MAX_VALUE_BYTES:
+        raise StateStoreError(f"{what} is {len(text)} bytes, over the {MAX_VALUE_BYTES} byte limit")
+    return text
 
 
 class StateStore(Protocol):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .base import MAX_VALUE_BYTES, StateStoreError
+from .base import StateStoreError, encode_value
 
 __all__ = ["RedisStore"]
 
@@ -41,15 +41,6 @@ class RedisStore:
         except self._errors as exc:
             raise StateStoreError(f"state store {self.url} unavailable while {what}: {exc}") from exc
 
-    def _dump(self, value: Any, what: str) -> str:
-        try:
-            text = json.dumps(value, allow_nan=False, separators=(",", ":"))
-        except (TypeError, ValueError) as exc:
-            raise StateStoreError(f"{what} is not JSON-serialisable: {exc}") from None
-        if len(text) > MAX_VALUE_BYTES:
-            raise StateStoreError(f"{what} is {len(text)} bytes, over the {MAX_VALUE_BYTES} byte limit")
-        return text
-
     def load_state(self, plugin: str) -> dict[str, Any] | None:
         raw = self._call("loading state", self._client.get, f"{self.prefix}:state:{plugin}")
         if raw is None:
@@ -58,7 +49,7 @@ class RedisStore:
         return state if isinstance(state, dict) else None
 
     def save_state(self, plugin: str, version: str, state: dict[str, Any]) -> None:
-        text = self._dump(state, f"state of {plugin!r}")
+        text = encode_value(state, f"state of {plugin!r}")
         self._call("saving state", self._client.set, f"{self.prefix}:state:{plugin}", text)
 
     def session_get(self, namespace: str, key: str) -> Any:
@@ -66,7 +57,7 @@ class RedisStore:
         return None if raw is None else json.loads(raw)
 
     def session_set(self, namespace: str, key: str, value: Any, ttl: float | None = None) -> None:
-        text = self._dump(value, f"session value {key!r}")
+        text = encode_value(value, f"session value {key!r}")
         px = max(1, int(ttl * 1000)) if ttl is not None else None
         self._call("writing the session", self._client.set, f"{self.prefix}:session:{namespace}:{key}", text, px=px)
 

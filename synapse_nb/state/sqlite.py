@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .base import MAX_VALUE_BYTES, StateStoreError
+from .base import StateStoreError, encode_value
 
 __all__ = ["SQLiteStore"]
 
@@ -28,16 +28,6 @@ CREATE TABLE IF NOT EXISTS session (
     PRIMARY KEY (namespace, key)
 );
 """
-
-
-def _encode(value: Any, what: str) -> str:
-    try:
-        text = json.dumps(value, allow_nan=False, separators=(",", ":"))
-    except (TypeError, ValueError) as exc:
-        raise StateStoreError(f"{what} is not JSON-serialisable: {exc}") from None
-    if len(text) > MAX_VALUE_BYTES:
-        raise StateStoreError(f"{what} is {len(text)} bytes, over the {MAX_VALUE_BYTES} byte limit")
-    return text
 
 
 class SQLiteStore:
@@ -71,7 +61,7 @@ class SQLiteStore:
         return state if isinstance(state, dict) else None
 
     def save_state(self, plugin: str, version: str, state: dict[str, Any]) -> None:
-        text = _encode(state, f"state of {plugin!r}")
+        text = encode_value(state, f"state of {plugin!r}")
         self._run(
             "INSERT INTO plugin_state (plugin, version, state, updated) VALUES (?, ?, ?, ?) "
             "ON CONFLICT(plugin) DO UPDATE SET version = excluded.version, state = excluded.state, "
@@ -87,7 +77,7 @@ class SQLiteStore:
         return json.loads(rows[0][0]) if rows else None
 
     def session_set(self, namespace: str, key: str, value: Any, ttl: float | None = None) -> None:
-        text = _encode(value, f"session value {key!r}")
+        text = encode_value(value, f"session value {key!r}")
         expires = time.time() + ttl if ttl is not None else None
         self._run(
             "INSERT INTO session (namespace, key, value, expires) VALUES (?, ?, ?, ?) "
