@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from ..config import SandboxSettings
 from ..manifest import Manifest
+from ..manifest.model import DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_MS
 
 __all__ = ["SandboxPolicy"]
 
@@ -14,17 +15,18 @@ __all__ = ["SandboxPolicy"]
 class SandboxPolicy:
     """Limits and grants for one worker. Build it with :meth:`from_manifest`."""
 
-    memory_mb: int = 512
-    timeout_ms: int = 30_000
-    pids_max: int = 64
-    tmp_mb: int = 64
-    fsize_mb: int = 64
-    nofile: int = 256
-    cpu_seconds: int = 3600
-    max_log_bytes: int = 64 * 1024
-    teardown_timeout_ms: int = 5_000
-    max_payload_bytes: int = 16 << 20
-    max_output_bytes: int = 16 << 20
+    # Defaults are the manifest's and the host settings' own, so that they are written down once.
+    memory_mb: int = DEFAULT_MEMORY_MB
+    timeout_ms: int = DEFAULT_TIMEOUT_MS
+    pids_max: int = SandboxSettings.pids_max
+    tmp_mb: int = SandboxSettings.tmp_mb
+    fsize_mb: int = SandboxSettings.fsize_mb
+    nofile: int = SandboxSettings.nofile
+    cpu_seconds: int = SandboxSettings.cpu_seconds
+    max_log_bytes: int = SandboxSettings.max_log_bytes
+    teardown_timeout_ms: int = SandboxSettings.teardown_timeout_ms
+    max_payload_bytes: int = SandboxSettings.max_payload_bytes
+    max_output_bytes: int = SandboxSettings.max_output_bytes
     network_domains: tuple[str, ...] = ()
     gpu: bool = False
     # How it may be isolated: "auto" (the best this host gives) or "process" (forced); and whether the
