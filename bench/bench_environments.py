@@ -16,10 +16,8 @@ Each row compares medians of interleaved runs taken in this same run:
 from __future__ import annotations
 
 import dataclasses
-import os
 import shutil
 import statistics
-import tempfile
 import time
 import zipfile
 from importlib import metadata
@@ -28,15 +26,12 @@ from typing import Any
 
 from synapse_nb.config import Config, load_config
 from synapse_nb.environments import lookup_environment, resolve_environment
-from synapse_nb.plugin import Plugin, load
+from synapse_nb.plugin import load
 from synapse_nb.requirements import parse_requirements
-from synapse_nb.sandbox.host import detect_host
-from synapse_nb.sandbox.jail import build_jail, guest_paths
-from synapse_nb.sandbox.launch import Launch
 from synapse_nb.signing import sign_folder
 
-from .bench_sandbox import PAYLOAD, make_noop
-from .common import Row
+from .bench_sandbox import PAYLOAD, floor_start, make_noop
+from .common import Row, cold_start, scratch_home
 
 TINY = "tinypkg"
 
@@ -68,64 +63,13 @@ def _plugin(root: Path, name: str, requirements: str, *, handler_import: str = "
     return folder
 
 
-def jail_floor(plugin: Plugin, code: str, *, site: Path | None = None) -> float:
-    """ms until ``code`` has run inside the plugin's own jail (same config and mounts; ``site`` replaces the
-    environment), started from a prepared launcher as workers are; ``code`` may use ``W``, the pipe to write to.
-    """
-    host = plugin.host
-    layout = plugin.spec.layout
-    if site is not None:
-        layout = dataclasses.replace(layout, site_dirs=(site,))
-    launch = Launch(host, use_cgroups=host.cgroups.available)
-    if launch.cgroup is not None:
-        launch.cgroup.limit(memory_bytes=plugin.policy.memory_mb << 20, pids_max=plugin.policy.pids_max)
-    request_fd, reply_fd, log_fd = launch.child_fds
-    config = build_jail(plugin.policy, layout, host, request_fd=request_fd, reply_fd=reply_fd, log_fd=log_fd)
-    sites = "".join(f"site.addsitedir({d!r}); " for d in guest_paths(layout)[0])  # where the jail mounts them
-    program = f"import os, site; W = {reply_fd}; {sites}{code}"
-    fields = [
-        (key, [("path", str(host.python)), *[("arg", a) for a in ("-I", "-S", "-B", "-c", program)]])
-        if key == "exec_bin"
-        else (key, value)
-        for key, value in config.fields
-    ]
-    with tempfile.NamedTemporaryFile("w", suffix=".cfg", delete=False) as fh:
-        fh.write(dataclasses.replace(config, fields=fields).to_text())
-    time.sleep(0.05)  # let the launcher finish joining its cgroups, as a background-prepared one has
-    t0 = time.perf_counter()
-    launch.go(Path(fh.name))
-    got = os.read(launch.rep_r, 1)
-    elapsed = (time.perf_counter() - t0) * 1000
-    if launch.proc is not None:
-        launch.proc.wait()
-    os.unlink(fh.name)
-    launch.discard()
-    if got != b"x":
-        raise SystemExit(f"the floor program did not run in the jail: {code!r}")
-    return elapsed
-
-
-def cold_start(folder: Path, config: Config | None = None) -> float:
-    t0 = time.perf_counter()
-    plugin = load(folder, config=config)
-    plugin.run(PAYLOAD)
-    elapsed = (time.perf_counter() - t0) * 1000
-    plugin.teardown()
-    return elapsed
-
-
 def _copy_without_bytecode(site: Path, dest: Path) -> Path:
     shutil.copytree(site, dest, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"), symlinks=True)
     return dest
 
 
 def run(quick: bool = False) -> list[Row]:
-    host = detect_host()
-    if host.nsjail is None or not host.is_root:
-        raise SystemExit("bench_environments needs nsjail and root")
-    home = Path(tempfile.mkdtemp(prefix="synapse-bench-env-"))
-    os.environ["SYNAPSE_HOME"] = str(home / "home")
-    try:
+    with scratch_home("bench_environments", jail=True) as home:
         noop = make_noop(home)
         kernel = _plugin(home, "kernelreq", "PyYAML>=5\npackaging>=20\n")
         wheelhouse = home / "wheelhouse"
@@ -150,26 +94,27 @@ def run(quick: bool = False) -> list[Row]:
             raise SystemExit("the numpy plugin did not get the built numpy environment")
         probe.teardown()  # its spec, policy and host still describe the jail for the floor
         for folder in (noop, kernel):
-            cold_start(folder)  # warm imports and the page cache
+            cold_start(folder, PAYLOAD)  # warm imports and the page cache
 
         rounds = 7 if quick else 21
         times: dict[str, list[float]] = {"noop": [], "kernel": [], "built": [], "numpy": [], "floor": [], "nopyc": []}
         stripped = _copy_without_bytecode(numpy_env.site_dirs[0], home / "numpy-no-bytecode")
-        import_numpy = "import numpy; os.write(W, b'x')"
+        nopyc_layout = dataclasses.replace(probe.spec.layout, site_dirs=(stripped,))
+        import_numpy = "import numpy"
         for _ in range(rounds):  # interleaved, so that machine noise hits every case alike
-            times["noop"].append(cold_start(noop))
-            times["kernel"].append(cold_start(kernel))
-            times["built"].append(cold_start(built))
-            times["numpy"].append(cold_start(numpy_plugin, no_reuse))
-            times["floor"].append(jail_floor(probe, import_numpy))
-            times["nopyc"].append(jail_floor(probe, import_numpy, site=stripped))
+            times["noop"].append(cold_start(noop, PAYLOAD))
+            times["kernel"].append(cold_start(kernel, PAYLOAD))
+            times["built"].append(cold_start(built, PAYLOAD))
+            times["numpy"].append(cold_start(numpy_plugin, PAYLOAD, no_reuse))
+            times["floor"].append(floor_start(probe, import_numpy))
+            times["nopyc"].append(floor_start(probe, import_numpy, layout=nopyc_layout))
         med: dict[str, Any] = {k: statistics.median(v) for k, v in times.items()}
         kernel_reqs = parse_requirements((kernel / "requirements.txt").read_text())
         config = load_config()
         lookups = []
         for _ in range(200):
             t0 = time.perf_counter()
-            lookup_environment(kernel_reqs, config=config, host=host)
+            lookup_environment(kernel_reqs, config=config, host=probe.host)
             lookups.append((time.perf_counter() - t0) * 1000)
         return [
             Row(
@@ -221,5 +166,3 @@ def run(quick: bool = False) -> list[Row]:
                 None,
             ),
         ]
-    finally:
-        shutil.rmtree(home, ignore_errors=True)

@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
 import statistics
-import tempfile
 import time
 from pathlib import Path
 
@@ -23,7 +20,7 @@ from synapse_nb.plugin import load
 from synapse_nb.signing import sign_folder
 
 from .bench_sandbox import PAYLOAD, make_noop
-from .common import Row
+from .common import Row, scratch_home
 
 HANDLER = '''from synapse_nb.sdk import BaseHandler
 
@@ -112,9 +109,7 @@ def throughput(folder: Path, n: int) -> tuple[float, float]:
 
 
 def run(quick: bool = False) -> list[Row]:
-    home = Path(tempfile.mkdtemp(prefix="synapse-bench-"))
-    os.environ["SYNAPSE_HOME"] = str(home / "home")
-    try:
+    with scratch_home("bench_manager") as home:
         count = 200 if quick else 1000
         folders = make_plugins(home / "plugins", count)
         floors, ours = [], []
@@ -131,5 +126,3 @@ def run(quick: bool = False) -> list[Row]:
             Row("manager", f"async throughput, {n} no-op jobs", pipelined, sequential, "sequential calls", 0.8,
                 unit="calls/s", higher_is_better=True),
         ]  # fmt: skip
-    finally:
-        shutil.rmtree(home, ignore_errors=True)

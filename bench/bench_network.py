@@ -11,22 +11,17 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
-import time
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 from synapse_nb.plugin import load
-from synapse_nb.sandbox.host import detect_host
 from synapse_nb.signing import sign_folder
 
-from .common import Row, percentile
+from .common import Row, cold_start, percentile, scratch_home
 
 # A small HTTP/1.0 server in its own process (so that neither side shares a GIL with it).
 SERVER = """
@@ -82,6 +77,7 @@ spec:
   permissions:
 {permissions}"""
 PERMISSIVE = {"$schema": "http://json-schema.org/draft-07/schema#"}
+NET_PAYLOAD = {"n": 0}  # the cold-start call: no request made
 
 
 def make_plugin(root: Path, name: str, domains: list[str]) -> Path:
@@ -110,21 +106,12 @@ def direct(url: str, n: int) -> list[float]:
     return samples
 
 
-def cold_start(folder: Path) -> float:
-    t0 = time.perf_counter()
-    plugin = load(folder)
-    plugin.run({"n": 0})
-    elapsed = (time.perf_counter() - t0) * 1000
-    plugin.teardown()
-    return elapsed
-
-
 def run(quick: bool = False) -> list[Row]:
-    host = detect_host()
-    if host.nsjail is None or not host.is_root:
-        raise SystemExit("bench_network needs nsjail and root")
-    home = Path(tempfile.mkdtemp(prefix="synapse-bench-net-"))
-    os.environ["SYNAPSE_HOME"] = str(home / "home")
+    with scratch_home("bench_network", jail=True) as home:
+        return _measure(home, quick)
+
+
+def _measure(home: Path, quick: bool) -> list[Row]:
     server = subprocess.Popen([sys.executable, "-c", SERVER], stdout=subprocess.PIPE, text=True)
     try:
         assert server.stdout is not None
@@ -146,11 +133,11 @@ def run(quick: bool = False) -> list[Row]:
         baseline.sort()
         cold_rounds = 7 if quick else 21
         with_net, without = [], []
-        cold_start(networked)
-        cold_start(offline)  # warm the host side (imports, bytecode) for both
+        cold_start(networked, NET_PAYLOAD)
+        cold_start(offline, NET_PAYLOAD)  # warm the host side (imports, bytecode) for both
         for _ in range(cold_rounds):
-            with_net.append(cold_start(networked))
-            without.append(cold_start(offline))
+            with_net.append(cold_start(networked, NET_PAYLOAD))
+            without.append(cold_start(offline, NET_PAYLOAD))
         p50, b50 = percentile(proxied, 50), percentile(baseline, 50)
         return [
             Row("network", "GET via egress proxy p50", p50, b50, "same GET direct from the host p50", 2.0),
@@ -174,4 +161,3 @@ def run(quick: bool = False) -> list[Row]:
     finally:
         server.kill()
         server.wait()
-        shutil.rmtree(home, ignore_errors=True)

@@ -12,13 +12,11 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import shutil
 import statistics
-import tempfile
 import time
 from pathlib import Path
 
-from .common import Row
+from .common import Row, scratch_home
 
 HANDLER = """
 from synapse.sdk import BaseHandler
@@ -73,10 +71,13 @@ def magic(shell: object, i: int) -> tuple[float, float, bool]:
 
 
 def run(quick: bool = False) -> list[Row]:
+    with scratch_home("bench_notebook") as home:
+        return _measure(home, quick)
+
+
+def _measure(home: Path, quick: bool) -> list[Row]:
     from IPython.core.interactiveshell import InteractiveShell
 
-    home = Path(tempfile.mkdtemp(prefix="synapse-bench-"))
-    os.environ["SYNAPSE_HOME"] = str(home / "home")
     cwd = os.getcwd()
     os.chdir(home)
     try:
@@ -105,4 +106,3 @@ def run(quick: bool = False) -> list[Row]:
         ]  # fmt: skip
     finally:
         os.chdir(cwd)
-        shutil.rmtree(home, ignore_errors=True)

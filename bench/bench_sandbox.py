@@ -16,7 +16,6 @@ import concurrent.futures
 import dataclasses
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -27,12 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from synapse_nb.plugin import load
-from synapse_nb.sandbox.host import detect_host
-from synapse_nb.sandbox.jail import build_jail
+from synapse_nb.sandbox.jail import JailLayout, build_jail, guest_paths
 from synapse_nb.sandbox.launch import Launch
 from synapse_nb.signing import sign_folder
 
-from .common import Row, percentile
+from .common import Row, cold_start, percentile, scratch_home
 
 NOOP_HANDLER = """\
 from synapse_nb.sdk import BaseHandler
@@ -77,34 +75,35 @@ def noop(payload: dict[str, Any]) -> dict[str, Any]:
 
 
 # -- cold start ------------------------------------------------------------------------------------------------
-def floor_start(plugin: Any, *, prepared: bool = True, newnet: bool = True, lo: bool = True) -> float:
-    """ms until ``python -c "import json"`` runs inside the same jail (it writes one byte on a pipe).
+def floor_start(
+    plugin: Any,
+    code: str = "import json",
+    *,
+    layout: JailLayout | None = None,
+    prepared: bool = True,
+    newnet: bool = True,
+    lo: bool = True,
+) -> float:
+    """ms until ``code`` has run inside the plugin's own jail (same configuration and mounts, or ``layout``'s),
+    then written one byte on a pipe. The environment's site directories are added first, as the guest does.
 
     Started exactly as workers are: from a launcher already placed in fresh cgroups (``prepared``, outside the
     timed region, as a worker's launcher is prepared in the background), or placed on the spot.
     """
     host = plugin.host
-    use_cgroups = host.cgroups.available
+    layout = layout or plugin.spec.layout
     t_unprepared = time.perf_counter()
-    launch = Launch(host, use_cgroups=use_cgroups)
+    launch = Launch(host, use_cgroups=host.cgroups.available)
     if launch.cgroup is not None:
         launch.cgroup.limit(memory_bytes=plugin.policy.memory_mb << 20, pids_max=plugin.policy.pids_max)
     request_fd, reply_fd, log_fd = launch.child_fds
-    config = build_jail(
-        plugin.policy, plugin.spec.layout, host, request_fd=request_fd, reply_fd=reply_fd, log_fd=log_fd
-    )
+    config = build_jail(plugin.policy, layout, host, request_fd=request_fd, reply_fd=reply_fd, log_fd=log_fd)
+    sites = "".join(f"site.addsitedir({d!r}); " for d in guest_paths(layout)[0])  # where the jail mounts them
+    program = f"import os; {'import site; ' + sites if sites else ''}{code}; os.write({reply_fd}, b'x')"
     fields = []
     for key, value in config.fields:
         if key == "exec_bin":
-            code = f"import json, os; os.write({reply_fd}, b'x')"
-            value = [
-                ("path", str(host.python)),
-                ("arg", "-I"),
-                ("arg", "-S"),
-                ("arg", "-B"),
-                ("arg", "-c"),
-                ("arg", code),
-            ]
+            value = [("path", str(host.python)), *[("arg", a) for a in ("-I", "-S", "-B", "-c", program)]]
         if key == "clone_newnet":
             value = newnet
         fields.append((key, value))
@@ -116,21 +115,14 @@ def floor_start(plugin: Any, *, prepared: bool = True, newnet: bool = True, lo: 
         time.sleep(0.05)  # let the launcher finish joining its cgroups, as a background-prepared one has
     t0 = time.perf_counter() if prepared else t_unprepared
     launch.go(Path(fh.name))
-    os.read(launch.rep_r, 1)
+    got = os.read(launch.rep_r, 1)
     elapsed = (time.perf_counter() - t0) * 1000
-    assert launch.proc is not None
-    launch.proc.wait()
+    if launch.proc is not None:
+        launch.proc.wait()
     os.unlink(fh.name)
     launch.discard()
-    return elapsed
-
-
-def cold_start(folder: Path) -> float:
-    t0 = time.perf_counter()
-    plugin = load(folder)
-    plugin.run(PAYLOAD)
-    elapsed = (time.perf_counter() - t0) * 1000
-    plugin.teardown()
+    if got != b"x":
+        raise SystemExit(f"the floor program did not run in the jail: {code!r}")
     return elapsed
 
 
@@ -193,12 +185,7 @@ def warm_calls(folder: Path, n: int) -> tuple[list[float], int]:
 
 
 def run(quick: bool = False) -> list[Row]:
-    host = detect_host()
-    if host.nsjail is None or not host.is_root:
-        raise SystemExit("bench_sandbox needs nsjail and root")
-    home = Path(tempfile.mkdtemp(prefix="synapse-bench-"))
-    os.environ["SYNAPSE_HOME"] = str(home / "home")
-    try:
+    with scratch_home("bench_sandbox", jail=True) as home:
         folder = make_noop(home)
         plugin = load(folder)  # warms imports and the bytecode of the guest runtime
         plugin.run(PAYLOAD)
@@ -212,7 +199,7 @@ def run(quick: bool = False) -> list[Row]:
         }
         for _ in range(rounds):  # interleaved, so that machine noise hits both alike
             floor.append(floor_start(plugin))
-            ours.append(cold_start(folder))
+            ours.append(cold_start(folder, PAYLOAD))
             variants["cgroup placement on the critical path"].append(floor_start(plugin, prepared=False))
             variants["no network namespace"].append(floor_start(plugin, newnet=False))
             variants["no loopback"].append(floor_start(plugin, lo=False))
@@ -244,5 +231,3 @@ def run(quick: bool = False) -> list[Row]:
             rows.append(Row("nsjail start-up", f"floor with {name}", statistics.median(values), floor_ms,
                             "floor (full jail)", None))  # fmt: skip
         return rows
-    finally:
-        shutil.rmtree(home, ignore_errors=True)

@@ -19,36 +19,20 @@ import hashlib
 import os
 import random
 import subprocess
-import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 from synapse_nb.fileset import scan_folder
 from synapse_nb.scaffold import create_plugin
 from synapse_nb.signing import sign_folder, verify_folder
 
-from .common import Row, median
+from .common import Row, median, scratch_home
 
 TOTAL_BYTES = 100 << 20
 FILE_COUNT = 1_000
 TARGET = 1.25
 IN_PROCESS_TARGET = 1.5
-
-
-@contextmanager
-def _temporary_home(path: Path) -> Iterator[None]:
-    """Point SYNAPSE_HOME at ``path`` so the benchmark never touches the user's keys or trust store."""
-    before = os.environ.get("SYNAPSE_HOME")
-    os.environ["SYNAPSE_HOME"] = str(path)
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop("SYNAPSE_HOME", None)
-        else:
-            os.environ["SYNAPSE_HOME"] = before
 
 
 def _make_plugin(root: Path) -> Path:
@@ -72,49 +56,47 @@ def _timed(fn: Callable[[], object]) -> float:
 
 def run(quick: bool) -> list[Row]:
     rounds = 3 if quick else 7
-    with tempfile.TemporaryDirectory(prefix="synapse-bench-signing-") as tmp:
-        root = Path(tmp)
-        with _temporary_home(root / "home"):
-            folder = _make_plugin(root)
+    with scratch_home("bench_signing") as root:
+        folder = _make_plugin(root)
+        sign_folder(folder)
+        listing = root / "files.list"
+        listing.write_bytes(b"\0".join(e.path.encode() for e in scan_folder(folder).entries))
+
+        def sha256sum() -> None:
+            subprocess.run(
+                ["xargs", "-0", "-a", str(listing), "sha256sum"],
+                cwd=folder,
+                stdout=subprocess.DEVNULL,
+                check=True,
+            )
+
+        paths = [folder / e.path for e in scan_folder(folder).entries]
+
+        def hashlib_loop() -> None:
+            for path in paths:
+                digest = hashlib.sha256()
+                with path.open("rb", buffering=0) as fh:
+                    while chunk := fh.read(1 << 20):
+                        digest.update(chunk)
+
+        def verify() -> None:
+            verify_folder(folder)
+
+        def sign() -> None:
             sign_folder(folder)
-            listing = root / "files.list"
-            listing.write_bytes(b"\0".join(e.path.encode() for e in scan_folder(folder).entries))
 
-            def sha256sum() -> None:
-                subprocess.run(
-                    ["xargs", "-0", "-a", str(listing), "sha256sum"],
-                    cwd=folder,
-                    stdout=subprocess.DEVNULL,
-                    check=True,
-                )
-
-            paths = [folder / e.path for e in scan_folder(folder).entries]
-
-            def hashlib_loop() -> None:
-                for path in paths:
-                    digest = hashlib.sha256()
-                    with path.open("rb", buffering=0) as fh:
-                        while chunk := fh.read(1 << 20):
-                            digest.update(chunk)
-
-            def verify() -> None:
-                verify_folder(folder)
-
-            def sign() -> None:
-                sign_folder(folder)
-
-            runs: dict[str, Callable[[], object]] = {
-                "sha256sum": sha256sum,
-                "hashlib": hashlib_loop,
-                "verify": verify,
-                "sign": sign,
-            }
-            for fn in runs.values():  # warm the page cache and the imports
-                fn()
-            times: dict[str, list[float]] = {name: [] for name in runs}
-            for _ in range(rounds):
-                for name, fn in runs.items():
-                    times[name].append(_timed(fn))
+        runs: dict[str, Callable[[], object]] = {
+            "sha256sum": sha256sum,
+            "hashlib": hashlib_loop,
+            "verify": verify,
+            "sign": sign,
+        }
+        for fn in runs.values():  # warm the page cache and the imports
+            fn()
+        times: dict[str, list[float]] = {name: [] for name in runs}
+        for _ in range(rounds):
+            for name, fn in runs.items():
+                times[name].append(_timed(fn))
     ms = {name: median(values) for name, values in times.items()}
     what = f"{TOTAL_BYTES >> 20} MiB in {FILE_COUNT:,} files"
     return [

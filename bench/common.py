@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import statistics
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 
@@ -24,8 +29,6 @@ class Row:
 
     @property
     def ratio(self) -> float:
-        if self.higher_is_better:
-            return self.measured / self.baseline if self.baseline else float("inf")
         return self.measured / self.baseline if self.baseline else float("inf")
 
     @property
@@ -97,3 +100,41 @@ def percentile(sorted_ms: list[float], q: float) -> float:
 
 def median(values: list[float]) -> float:
     return statistics.median(values)
+
+
+@contextmanager
+def scratch_home(name: str, *, jail: bool = False) -> Iterator[Path]:
+    """A temporary folder for benchmark ``name``, with ``SYNAPSE_HOME`` at ``FOLDER/home`` while it runs.
+
+    The benchmark never touches the user's keys, trust store or caches; afterwards ``SYNAPSE_HOME`` is restored
+    and the folder removed. ``jail=True``: stop at once unless nsjail can run here (it needs root).
+    """
+    if jail:
+        from synapse_nb.sandbox.host import detect_host
+
+        host = detect_host()
+        if host.nsjail is None or not host.is_root:
+            raise SystemExit(f"{name} needs nsjail and root")
+    folder = Path(tempfile.mkdtemp(prefix=f"synapse-{name.replace('_', '-')}-"))
+    before = os.environ.get("SYNAPSE_HOME")
+    os.environ["SYNAPSE_HOME"] = str(folder / "home")
+    try:
+        yield folder
+    finally:
+        if before is None:
+            os.environ.pop("SYNAPSE_HOME", None)
+        else:
+            os.environ["SYNAPSE_HOME"] = before
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def cold_start(folder: Path, payload: Any, config: Any = None) -> float:
+    """ms from ``load(folder)`` to its first result (then torn down): a sandbox cold start as users see it."""
+    from synapse_nb.plugin import load
+
+    t0 = time.perf_counter()
+    plugin = load(folder, config=config)
+    plugin.run(payload)
+    elapsed = (time.perf_counter() - t0) * 1000
+    plugin.teardown()
+    return elapsed
