@@ -19,7 +19,7 @@ Supported: boolean schemas; ``type`` (one or a list); ``properties``, ``required
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sized
 from typing import Any
 
 __all__ = ["compile_is_valid"]
@@ -89,6 +89,23 @@ def _bound_check(key: str, bound: float) -> Check:
     return lambda x: not _is_number(x) or x < bound
 
 
+# Size keywords and the JSON type each applies to (len() counts code points, items and properties alike).
+_SIZE_KEYWORDS: dict[str, type[Sized]] = {
+    "minLength": str,
+    "maxLength": str,
+    "minItems": list,
+    "maxItems": list,
+    "minProperties": dict,
+    "maxProperties": dict,
+}
+
+
+def _size_check(key: str, kind: type[Sized], size: int) -> Check:
+    if key.startswith("min"):
+        return lambda x: type(x) is not kind or len(x) >= size
+    return lambda x: type(x) is not kind or len(x) <= size
+
+
 def _literal(value: Any) -> tuple[type, Any]:
     if value is None or type(value) in (str, bool):
         return (type(value), value)
@@ -127,12 +144,9 @@ def _compile(schema: Any, draft: int, root: bool) -> Check:
         expected = _literal(schema["const"])
         checks.append(lambda x: (x is None or type(x) in (str, bool)) and (type(x), x) == expected)
 
-    if "minLength" in schema:
-        low = schema["minLength"]
-        checks.append(lambda x: type(x) is not str or len(x) >= low)
-    if "maxLength" in schema:
-        high = schema["maxLength"]
-        checks.append(lambda x: type(x) is not str or len(x) <= high)
+    for key, kind in _SIZE_KEYWORDS.items():
+        if key in schema:
+            checks.append(_size_check(key, kind, schema[key]))
     if "pattern" in schema:
         search = re.compile(schema["pattern"]).search
         checks.append(lambda x: type(x) is not str or search(x) is not None)
@@ -144,22 +158,10 @@ def _compile(schema: Any, draft: int, root: bool) -> Check:
                 raise _Unsupported(f"non-numeric {key}")
             checks.append(_bound_check(key, bound))
 
-    if "minItems" in schema:
-        fewest = schema["minItems"]
-        checks.append(lambda x: type(x) is not list or len(x) >= fewest)
-    if "maxItems" in schema:
-        most = schema["maxItems"]
-        checks.append(lambda x: type(x) is not list or len(x) <= most)
     if schema.get("uniqueItems") is True:
         # Strings compare as jsonschema compares them; any other item makes the compiled check say "no" and
         # jsonschema decide (its equality treats 1 and 1.0 as equal but 1 and true as different).
         checks.append(lambda x: type(x) is not list or (all(type(v) is str for v in x) and len(set(x)) == len(x)))
-    if "minProperties" in schema:
-        least = schema["minProperties"]
-        checks.append(lambda x: type(x) is not dict or len(x) >= least)
-    if "maxProperties" in schema:
-        at_most = schema["maxProperties"]
-        checks.append(lambda x: type(x) is not dict or len(x) <= at_most)
     if "propertyNames" in schema:
         name_check = _compile(schema["propertyNames"], draft, False)
         checks.append(lambda x: type(x) is not dict or all(name_check(k) for k in x))
