@@ -23,11 +23,11 @@ Signing (``plugin sign``, ``keys``) adds::
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 __all__ = ["REASONS", "SIGN_REASONS", "VERIFY_REASONS", "Reason"]
 
-Reason = Literal[
+VerifyReason = Literal[
     "unsigned",
     "malformed",
     "bad-signature",
@@ -39,23 +39,10 @@ Reason = Literal[
     "revoked",
     "version-mismatch",
     "tampered",
-    "no-key",
-    "key-locked",
-    "key-mismatch",
 ]
+SignReason = Literal["no-key", "key-locked", "key-mismatch"]
+Reason = Literal[VerifyReason, SignReason]
 
-VERIFY_REASONS: tuple[Reason, ...] = (
-    "unsigned",
-    "malformed",
-    "bad-signature",
-    "weak-key",
-    "wrong-usage",
-    "expired",
-    "not-yet-valid",
-    "untrusted",
-    "revoked",
-    "version-mismatch",
-    "tampered",
-)
-SIGN_REASONS: tuple[Reason, ...] = ("no-key", "key-locked", "key-mismatch")
+VERIFY_REASONS: tuple[Reason, ...] = get_args(VerifyReason)
+SIGN_REASONS: tuple[Reason, ...] = get_args(SignReason)
 REASONS: tuple[Reason, ...] = VERIFY_REASONS + SIGN_REASONS
