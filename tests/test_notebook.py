@@ -12,7 +12,8 @@ from IPython.core.interactiveshell import InteractiveShell
 
 from synapse_nb.notebook.cellplugin import CellSpec, NotebookSession
 from synapse_nb.notebook.infer import infer_schema
-from synapse_nb.notebook.magics import SynapseMagics, split_options
+from synapse_nb.notebook.magics import SynapseMagics
+from synapse_nb.notebook.options import split_options
 from synapse_nb.notebook.widgets import BenchmarkWidget, IODebugger, LifecycleWidget, SchemaWidget
 
 from .sandbox_helpers import require_nsjail
@@ -198,7 +199,7 @@ def test_the_lifecycle_widget_follows_the_manager(shell: InteractiveShell) -> No
     assert widget.get_state()["stage"] == "STOPPED"  # through the widget model
     bundle = widget._repr_mimebundle_()
     assert "application/vnd.jupyter.widget-view+json" in bundle
-    assert bundle["text/plain"].startswith("echo: STOPPED")
+    assert bundle["text/plain"].startswith("echo 0.1.0: STOPPED")
     assert bundle["application/json"]["timings_ms"]["ACTIVATING"] > 0
     assert "Teardown" in bundle["text/html"]
 

@@ -38,7 +38,7 @@ def execute(name: str, workdir: Path) -> list[str]:
 def test_01_quickstart_runs_the_spec_example_signed_and_sandboxed(tmp_path: Path) -> None:
     outputs = "\n".join(execute("01-quickstart", tmp_path))
     assert "plugins run under nsjail" in outputs
-    assert "sentiment-analyzer: ACTIVE (idle), isolation nsjail, signer CN=" in outputs
+    assert "sentiment-analyzer 1.2.0: ACTIVE (idle), isolation nsjail, signer CN=" in outputs
     assert "{'result': [0.8, -0.6]}" in outputs
     assert "ok: sentiment-analyzer 1.2.0 signed by CN=" in outputs
     assert (tmp_path / "synapse-plugins" / "sentiment-analyzer" / "synapse.sig.json").is_file()
