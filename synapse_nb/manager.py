@@ -42,7 +42,7 @@ from .activation import Activation, ActivationOptions
 from .anatomy import PluginFolder, display_path, validate_folder
 from .config import Config, load_config
 from .errors import InvalidError, SignatureError, SynapseError, UsageError
-from .invocation import CallEvent, Invocation
+from .invocation import CallEvent, Invocation, Runner
 from .manifest import MANIFEST_FILE
 from .paths import synapse_home
 from .plugin import Plugin, sandboxed
@@ -185,6 +185,7 @@ class PluginManager:
         progress: Callable[[Any], None] | None = None,
         allow_process_isolation: bool = False,
         allow_downgrade: bool = False,
+        runner_factory: Callable[[Activation], Runner] | None = None,
     ) -> None:
         self.config = config or load_config()
         # The explicit opt-in to rlimits-only workers where nsjail cannot run (see sandbox.isolation).
@@ -193,6 +194,9 @@ class PluginManager:
         self._store = store
         self.insecure_allow_unsigned = insecure_allow_unsigned
         self.allow_downgrade = allow_downgrade
+        # A seam for tests and other hosts: builds the runner of a prepared (verified, validated) activation
+        # instead of the sandbox's warm worker, e.g. a fake runner for lifecycle tests on hosts without nsjail.
+        self.runner_factory = runner_factory
         self.warn = warn
         self.plugins: dict[str, ManagedPlugin] = {}
         self._by_path: dict[Path, ManagedPlugin] = {}
@@ -392,6 +396,13 @@ class PluginManager:
         return plugin
 
     def _start(self, record: ManagedPlugin, options: ActivationOptions, *, debug: bool) -> Plugin:
+        if self.runner_factory is not None and not debug:
+            from .activation import prepare
+
+            plan = prepare(record.path, options)
+            plugin = Plugin(plan, self.runner_factory(plan), store=self.store)
+            plugin.activate()
+            return plugin
         if debug:
             from .inprocess import load_in_process
 
@@ -410,7 +421,13 @@ class PluginManager:
             raise UsageError(f"{str(folder)!r} is not a plugin folder (no such directory)")
         record = self._record_for(folder)
         running = record.plugin
-        if running is not None and record.stage is Stage.ACTIVE and not running.released:
+        if running is not None and running.released:  # torn down through its handle, not through the manager
+            record.plugin = None
+            if record.stage is Stage.ACTIVE:
+                self._move(record, Stage.TEARING_DOWN)
+                self._move(record, Stage.STOPPED, detail="torn down by its handle")
+            running = None
+        if running is not None and record.stage is Stage.ACTIVE:
             from .inprocess import InProcessPlugin
             from .signing import take_snapshot
 

@@ -13,7 +13,7 @@ import importlib
 import re
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import Any, ClassVar, NoReturn
 
 from ..errors import SynapseError, UsageError
 from .output import Output
@@ -53,6 +53,11 @@ class _Parser(argparse.ArgumentParser):
     closest valid choice (``plugn`` -> ``plugin``, ``--nme`` -> ``--name``)."""
 
     argv: Sequence[str] = ()
+    every: ClassVar[list[_Parser]] = []  # every (sub)parser built: suggestions come from all their options
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _Parser.every.append(self)
 
     def error(self, message: str) -> NoReturn:
         typo = self._unknown_option() if ("required" in message or "unrecognized" in message) else None
@@ -70,6 +75,7 @@ class _Parser(argparse.ArgumentParser):
     def _unknown_option(self) -> str | None:
         """An option typed on the command line that this (sub)command does not know, with the closest one."""
         known = list(self._option_string_actions)
+        everywhere = sorted({o for p in _Parser.every for o in p._option_string_actions if o.startswith("--")})
         for arg in _Parser.argv:
             if arg in _GLOBAL_OPTIONS:
                 continue
@@ -78,7 +84,7 @@ class _Parser(argparse.ArgumentParser):
             name = arg.split("=", 1)[0]
             if name in known or any(k.startswith(name) for k in known if name.startswith("--")):
                 continue
-            close = difflib.get_close_matches(name, known, n=1)
+            close = difflib.get_close_matches(name, known, n=1) or difflib.get_close_matches(name, everywhere, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             return f"unknown option {name!r}{hint}"
         return None
@@ -114,6 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = "--debug" in args_list
     out = Output(json_mode="--json" in args_list, debug=debug)
     try:
+        _Parser.every = []
         parser = build_parser()
         _Parser.argv = args_list
         args = parser.parse_args(args_list)
