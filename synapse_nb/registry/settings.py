@@ -199,3 +199,40 @@ def require_approval(registry: RegistryConfig) -> None:
             f"{registry.describe_auth()} to {registry.endpoint}; approve this entry once with "
             f"`synapse-cli registry login {registry.name}` (needed again whenever the entry changes)"
         )
+
+
+def add_registry(name: str, endpoint: str, auth: dict[str, str] | None) -> Path:
+    """Append an entry to ``$SYNAPSE_HOME/config`` (validated like the rest of the file); returns the file."""
+    import yaml
+
+    from ..config import ConfigError
+
+    path = synapse_home() / "config"
+    try:
+        data = yaml.safe_load(path.read_bytes()) or {}
+    except FileNotFoundError:
+        data = {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot update it ({exc})") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: configuration must be a mapping of sections")
+    registries = data.setdefault("registries", [])
+    if name == PUBLIC or any(isinstance(r, dict) and r.get("name") == name for r in registries):
+        raise UsageError(f"a registry named {name!r} already exists; choose another name")
+    entry: dict[str, Any] = {"name": name, "endpoint": endpoint}
+    if auth:
+        entry["auth"] = auth
+    registries.append(entry)
+    text = yaml.safe_dump(data, sort_keys=False).encode()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    previous = path.read_bytes() if path.exists() else None
+    atomic_write(path, text, 0o600)
+    try:
+        load_config()
+    except UsageError:
+        if previous is None:
+            path.unlink()
+        else:
+            atomic_write(path, previous, 0o600)
+        raise
+    return path
