@@ -104,7 +104,9 @@ def client_credentials_entry(registry: Registry, name: str = "corp", scope: str 
     )
 
 
-def hand_zip(entries: list[tuple[str, bytes]], *, symlink: str | None = None, method: int = zipfile.ZIP_DEFLATED) -> bytes:
+def hand_zip(
+    entries: list[tuple[str, bytes]], *, symlink: str | None = None, method: int = zipfile.ZIP_DEFLATED
+) -> bytes:
     """A zip written entry by entry (names are not checked): the attacker's archive."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as zf:

@@ -39,7 +39,9 @@ def test_an_archive_verifies_and_unpacks_without_the_folder(signed_example: Path
     assert verify_folder(target).digest == packed.digest
 
 
-def test_pack_refuses_an_unsigned_folder(example_plugin: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_pack_refuses_an_unsigned_folder(
+    example_plugin: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert cli(["plugin", "pack", str(example_plugin), "-o", str(tmp_path)]) == 4
     assert "unsigned: no synapse.sig.json" in capsys.readouterr().err
     assert not list(tmp_path.glob("*.synapse"))
@@ -61,7 +63,7 @@ def test_a_tampered_archive_is_refused_with_exit_4_and_nothing_is_written(
 
 def test_an_archive_whose_digest_differs_from_the_index_is_refused(signed_example: Path, tmp_path: Path) -> None:
     packed = pack(signed_example, tmp_path)
-    with pytest.raises(SignatureError, match="tampered: .* but the index lists 000000") as info:
+    with pytest.raises(SignatureError, match=r"tampered: .* but the index lists 000000") as info:
         open_archive(packed.path, expected_sha256="0" * 64)
     assert info.value.exit_code == 4
 
@@ -87,17 +89,20 @@ def test_zip_slip_names_are_refused_before_anything_is_read(
     assert f"entry {name!r}" in str(info.value)
 
 
-def test_the_cli_refuses_zip_slip_with_exit_3(signed_example: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_cli_refuses_zip_slip_with_exit_3(
+    signed_example: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     bad = tmp_path / "slip.synapse"
     bad.write_bytes(hand_zip([*entries_of(pack(signed_example, tmp_path).path), ("../../evil.py", b"x")]))
     assert cli(["plugin", "unpack", str(bad), "-o", str(tmp_path / "out")]) == 3
     assert "entry '../../evil.py' has an empty, '.' or '..' component (path traversal)" in capsys.readouterr().err
-    assert not (tmp_path / "evil.py").exists() and not (tmp_path / "out").exists()
+    assert not (tmp_path / "evil.py").exists()
+    assert not (tmp_path / "out").exists()
 
 
 def test_symlink_entries_are_refused(signed_example: Path, tmp_path: Path) -> None:
     entries = [*entries_of(pack(signed_example, tmp_path).path), ("link.py", b"/etc/passwd")]
-    with pytest.raises(ArchiveError, match="'link.py' is a symbolic link"):
+    with pytest.raises(ArchiveError, match=r"'link\.py' is a symbolic link"):
         open_archive(hand_zip(entries, symlink="link.py"))
 
 
@@ -139,7 +144,10 @@ def test_something_that_is_not_a_zip_is_an_invalid_archive(tmp_path: Path) -> No
 
 def test_platforms_are_universal_unless_native_code_is_shipped() -> None:
     assert platforms_of(["handler.py", "schemas/a.json"]) == ["any"]
-    assert platforms_of(["wheels/numpy-2.0.0-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
-                         "wheels/numpy-2.0.0-cp311-cp311-macosx_11_0_arm64.whl", "wheels/six-1.0-py3-none-any.whl"]) == [
-        "macosx_11_0_arm64", "manylinux2014_x86_64", "manylinux_2_17_x86_64"]  # fmt: skip
+    wheels = [
+        "wheels/numpy-2.0.0-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
+        "wheels/numpy-2.0.0-cp311-cp311-macosx_11_0_arm64.whl",
+        "wheels/six-1.0-py3-none-any.whl",
+    ]
+    assert platforms_of(wheels) == ["macosx_11_0_arm64", "manylinux2014_x86_64", "manylinux_2_17_x86_64"]
     assert platforms_of(["lib/fast.so", "lib/fast.pyd"]) == ["linux", "windows"]

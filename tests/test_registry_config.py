@@ -39,7 +39,10 @@ def test_the_spec_block_verbatim_is_a_valid_project_config(project: Path, capsys
         "corporate-registry", "https://plugins.acme.com", "token", "project")  # fmt: skip
     assert cli(["registry", "list"]) == 0
     line = capsys.readouterr().out.splitlines()[0]
-    assert "corporate-registry  https://plugins.acme.com  [project]  auth: oauth2 static token (${SECURE_STORE_KEY})" in line
+    assert (
+        "corporate-registry  https://plugins.acme.com  [project]  auth: oauth2 static token (${SECURE_STORE_KEY})"
+        in line
+    )
 
 
 def test_a_project_registry_gets_no_credentials_until_the_user_approves_it(
@@ -55,7 +58,11 @@ def test_a_project_registry_gets_no_credentials_until_the_user_approves_it(
 
 
 def test_the_spec_block_works_against_a_real_registry_once_approved(
-    project: Path, synapse_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    project: Path,
+    synapse_home: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     with running_registry(tmp_path / "reg") as reg:
         (project / ".synapse" / "config").write_text(SPEC_BLOCK.replace("https://plugins.acme.com", reg.url))
@@ -76,7 +83,10 @@ def test_a_missing_environment_variable_is_named_when_the_token_is_used(
     monkeypatch.delenv("SECURE_STORE_KEY", raising=False)
     configure(synapse_home, SPEC_BLOCK)
     assert cli(["plugin", "search", "--registry", "corporate-registry"]) == 2
-    assert "registry 'corporate-registry' auth.token: environment variable SECURE_STORE_KEY is not set" in capsys.readouterr().err
+    assert (
+        "registry 'corporate-registry' auth.token: environment variable SECURE_STORE_KEY is not set"
+        in capsys.readouterr().err
+    )
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 
 from synapse_nb.cli import main as cli
 from synapse_nb.fileset import scan_folder
@@ -14,8 +15,6 @@ from synapse_nb.registry.public import PROJECT_CA, PUBLIC_DIR, public_archive, p
 from synapse_nb.registry.release import SOURCES
 from synapse_nb.signing.certs import utc
 from synapse_nb.signing.trust import TrustStore
-
-from cryptography import x509
 
 INTEGRATION_POINTS = {"sentiment-analyzer", "record-normalizer", "iris-classifier", "threshold-alert",
                       "slack-notifier", "salesforce-query"}  # fmt: skip
@@ -34,7 +33,8 @@ def test_the_public_index_lists_a_plugin_per_integration_point() -> None:
     assert set(index.plugins) == INTEGRATION_POINTS
     categories = {name: entry.category for name, entry in index.plugins.items()}
     assert categories["slack-notifier"] == categories["salesforce-query"] == "connector"
-    assert categories["iris-classifier"] == "ml" and categories["threshold-alert"] == "events"
+    assert categories["iris-classifier"] == "ml"
+    assert categories["threshold-alert"] == "events"
 
 
 def test_installing_a_public_plugin_needs_the_project_key_trusted_explicitly(
@@ -42,14 +42,17 @@ def test_installing_a_public_plugin_needs_the_project_key_trusted_explicitly(
 ) -> None:
     assert cli(["plugin", "install", "threshold-alert"]) == 4
     err = capsys.readouterr().err
-    assert "untrusted" in err and f"`synapse-cli keys trust {PROJECT_CA}`" in err
+    assert "untrusted" in err
+    assert f"`synapse-cli keys trust {PROJECT_CA}`" in err
     assert not (synapse_home / "plugins" / "threshold-alert").exists()
     assert cli(["keys", "trust", str(PROJECT_CA)]) == 0
     assert cli(["plugin", "install", "threshold-alert@^1.0"]) == 0
     assert (synapse_home / "plugins" / "threshold-alert" / "1.0.0" / "synapse.sig.json").is_file()
     assert cli(["plugin", "list", "--json"]) == 0
     listed = json.loads(capsys.readouterr().out.splitlines()[-1])
-    assert [(p["name"], p["version"], p["registry"]) for p in listed["result"]] == [("threshold-alert", "1.0.0", "public")]
+    assert [(p["name"], p["version"], p["registry"]) for p in listed["result"]] == [
+        ("threshold-alert", "1.0.0", "public")
+    ]
     assert listed["meta"]["pins"] == {"threshold-alert": {"registry": "public", "endpoint": "builtin:public"}}
     assert cli(["plugin", "uninstall", "threshold-alert"]) == 0
     assert not (synapse_home / "plugins" / "threshold-alert").exists()
@@ -62,7 +65,7 @@ def test_the_shipped_archives_hold_exactly_the_sources_file_sets() -> None:
     assert {s.name for s in SOURCES} == set(index.plugins)
     for source in SOURCES:
         entry = index.plugins[source.name]
-        (version, release), = entry.versions.items()
+        ((version, release),) = entry.versions.items()
         archive = open_archive(public_archive(release), trust=trust, expected_sha256=release.sha256,
                                expected=(source.name, version))  # fmt: skip
         assert archive.digest == scan_folder(source).digest, f"{source.name}: run python -m synapse_nb.registry.release"

@@ -37,10 +37,15 @@ def test_the_token_endpoint_follows_rfc_6749_client_credentials(synapse_home: Pa
         meta = httpx.get(f"{reg.url}/.well-known/oauth-authorization-server").json()
         assert meta["token_endpoint"] == f"{reg.url}/oauth/token"
         assert meta["grant_types_supported"] == ["client_credentials"]
-        basic = httpx.post(meta["token_endpoint"], data={"grant_type": "client_credentials"}, auth=("ci", CLIENT_SECRET))
-        assert basic.status_code == 200 and basic.headers["cache-control"] == "no-store"
+        basic = httpx.post(
+            meta["token_endpoint"], data={"grant_type": "client_credentials"}, auth=("ci", CLIENT_SECRET)
+        )
+        assert basic.status_code == 200
+        assert basic.headers["cache-control"] == "no-store"
         token = basic.json()
-        assert token["token_type"] == "Bearer" and token["expires_in"] == 3600 and token["scope"] == "publish read"
+        assert token["token_type"] == "Bearer"
+        assert token["expires_in"] == 3600
+        assert token["scope"] == "publish read"
         post = httpx.post(meta["token_endpoint"], data={"grant_type": "client_credentials", "client_id": "reader",
                                                         "client_secret": READER_SECRET, "scope": "read"})  # fmt: skip
         assert post.json()["scope"] == "read"
@@ -88,7 +93,8 @@ def test_publishing_the_same_version_twice_is_refused_unless_the_bytes_are_the_s
         changed = bump(signed_example, "1.2.0", tmp_path, text="other bytes")
         assert cli(["plugin", "publish", str(changed), "--registry", "corp"]) == 9
         err = capsys.readouterr().err
-        assert "409" in err and "versions are immutable: publish a new version" in err
+        assert "409" in err
+        assert "versions are immutable: publish a new version" in err
 
 
 def test_two_concurrent_publishes_of_different_versions_both_land(
@@ -105,7 +111,9 @@ def test_two_concurrent_publishes_of_different_versions_both_land(
                                headers={"Authorization": f"Bearer {token}"}, timeout=60)  # fmt: skip
             results.append(answer.status_code)
 
-        threads = [threading.Thread(target=upload, args=(d, v)) for d, v in zip(archives, ("1.3.0", "1.4.0"), strict=True)]
+        threads = [
+            threading.Thread(target=upload, args=(d, v)) for d, v in zip(archives, ("1.3.0", "1.4.0"), strict=True)
+        ]
         for t in threads:
             t.start()
         for t in threads:
@@ -137,10 +145,15 @@ def test_a_yanked_version_is_hidden_from_resolution_but_not_deleted(
 
 
 def test_wrong_missing_and_expired_tokens_exit_9_without_printing_the_token(
-    synapse_home: Path, signed_example: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    synapse_home: Path,
+    signed_example: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     with running_registry(tmp_path / "reg", ttl=1) as reg:
-        entry = f"registries:\n  - name: corp\n    endpoint: {reg.url}\n    auth:\n      type: oauth2\n      token: ${{CORP_TOKEN}}\n"
+        auth = "    auth:\n      type: oauth2\n      token: ${CORP_TOKEN}\n"
+        entry = f"registries:\n  - name: corp\n    endpoint: {reg.url}\n" + auth
         configure(synapse_home, entry)
         monkeypatch.setenv("CORP_TOKEN", "wrong-token-value-123456")
         assert cli(["plugin", "search", "--registry", "corp"]) == 9
@@ -223,8 +236,12 @@ def test_index_rollback_and_expiry_are_refused_with_exit_4(
         state["fetched_at"], state["etag"] = 0, None
         (synapse_home / "registry" / "corp" / "state.json").write_text(json.dumps(state))
         assert cli(["plugin", "search", "--registry", "corp"]) == 4
-        assert "index rollback: the registry served index version 1, but version 2 was accepted" in capsys.readouterr().err
-        expired = reg.store.build_index(reg.store._catalog(), 99, dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=30))
+        assert (
+            "index rollback: the registry served index version 1, but version 2 was accepted" in capsys.readouterr().err
+        )
+        expired = reg.store.build_index(
+            reg.store._catalog(), 99, dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=30)
+        )
         (reg.folder / "index.json").write_bytes(sign_index(expired, reg.store.identity.key, reg.store.identity.chain))
         assert cli(["plugin", "search", "--registry", "corp"]) == 4
         assert "index expired: it expired at" in capsys.readouterr().err
@@ -268,6 +285,7 @@ def test_jwt_access_tokens_from_an_external_issuer_are_accepted_by_verification(
         return jwt.encode({"alg": "ES256", "typ": "at+jwt", "kid": "k1"}, {**base, **claims}, key)
 
     with running_registry(tmp_path / "reg", extra=extra) as reg:
+
         def who(value: str) -> httpx.Response:
             return httpx.get(f"{reg.url}/api/v1/whoami", headers={"Authorization": f"Bearer {value}"})
 

@@ -53,7 +53,7 @@ class _Token:
 
 
 class TokenCache:
-    """Access tokens of one registry, keyed by (token URL, client id, secret digest), in memory and on disk."""
+    """Access tokens of one registry, keyed by (registry, token URL, client id, secret), in memory and on disk."""
 
     _memory: dict[str, _Token] = {}  # noqa: RUF012 - shared by every cache in this process, on purpose
     _lock = threading.Lock()
@@ -125,7 +125,8 @@ class RegistryAuth(httpx.Auth):
             self.scope = registry.expanded("scope") if registry.auth and "scope" in registry.auth else ""
             self.secrets.append(self.client_secret)
             check_transport(self.token_url, registry=registry.name, what="the client secret")
-            digest = hashlib.sha256(f"{self.token_url}\0{self.client_id}\0{self.client_secret}".encode()).hexdigest()
+            parts = (registry.name, registry.endpoint, self.token_url, self.client_id, self.client_secret)
+            digest = hashlib.sha256("\0".join(parts).encode()).hexdigest()
             self.cache = TokenCache(registry.name, digest)
 
     def redact(self, text: str) -> str:
