@@ -5,7 +5,7 @@
     state.json    {"highest_version": N, "payload_sha256": "...", "signer": "...", "endpoint": "...",
                    "fetched_at": 1700000000.0, "etag": "..."}      rollback protection; written (fsync) last
     index.json    the verified index payload (plain JSON: this folder is as trusted as the trust store)
-    search.json   one row per plugin [name, latest, category, description, tags]: what `plugin search` reads
+    search.jsonl  one line per plugin [name, latest, category, description, tags]: what `plugin search` reads
 
 Rollback protection in the spirit of TUF: an index is accepted only when its ``version`` is at least the highest
 accepted before, and an index with the *same* version must be byte-identical to the one accepted then (a
@@ -18,13 +18,14 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..errors import SignatureError
 from ..paths import atomic_write
-from .index import Index, SignedIndex
+from .index import TIME_FORMAT, Index, SignedIndex
 from .settings import registry_dir
 
 __all__ = ["CachedIndex", "SearchRow", "accept", "load_index", "load_rows", "read_state", "search_rows"]
@@ -77,12 +78,10 @@ def _sha(data: bytes) -> str:
 
 def search_rows(index: Index) -> list[SearchRow]:
     """One compact row per plugin with at least one version that is not yanked."""
-    rows = []
-    for name, entry in sorted(index.plugins.items()):
-        latest = entry.latest()
-        if latest is not None:
-            rows.append([name, latest, entry.category, entry.description, list(entry.tags)])
-    return rows
+    return index.search_rows()
+
+
+_ROW = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
 def accept(name: str, signed: SignedIndex, *, endpoint: str, etag: str | None, check: bool = True) -> CachedIndex:
@@ -93,7 +92,8 @@ def accept(name: str, signed: SignedIndex, *, endpoint: str, etag: str | None, c
     folder.mkdir(parents=True, exist_ok=True)
     # Caches first, then the state: a crash in between leaves the old state, never a state without its index.
     _write_fast(folder / "index.json", signed.payload)
-    _write_fast(folder / "search.json", json.dumps(search_rows(signed.index), separators=(",", ":")).encode())
+    lines = [_ROW(row) for row in search_rows(signed.index)]
+    _write_fast(folder / "search.jsonl", "\n".join(lines).encode())
     now = time.time()
     state = {
         "highest_version": signed.index.version,
@@ -103,7 +103,7 @@ def accept(name: str, signed: SignedIndex, *, endpoint: str, etag: str | None, c
         "endpoint": endpoint,
         "fetched_at": now,
         "etag": etag,
-        "expires": signed.index.to_json()["expires"],
+        "expires": signed.index.expires.strftime(TIME_FORMAT),
     }
     atomic_write(folder / "state.json", json.dumps(state, indent=2).encode(), 0o600)
     return CachedIndex(name, signed.index, now, etag)
@@ -139,13 +139,27 @@ def load_index(name: str, *, endpoint: str | None = None) -> CachedIndex | None:
     return CachedIndex(name, index, float(state.get("fetched_at", 0)), state.get("etag"))
 
 
-def load_rows(name: str, *, endpoint: str | None = None) -> list[SearchRow] | None:
-    """The cached search rows of ``name`` (None when not cached): the fast path of ``plugin search``."""
+def load_rows(
+    name: str, *, endpoint: str | None = None, keep: Callable[[str], bool] | None = None
+) -> list[SearchRow] | None:
+    """The cached search rows of ``name`` (None when not cached): the fast path of ``plugin search``.
+
+    ``keep`` sees each row's raw JSON line first; only the lines it keeps are parsed (a cheap pre-filter for
+    searches, which must then check the parsed row exactly).
+    """
     state = read_state(name)
     if not state or (endpoint is not None and state.get("endpoint") != endpoint):
         return None
     try:
-        rows = json.loads((registry_dir(name) / "search.json").read_bytes())
-    except (OSError, ValueError):
+        text = (registry_dir(name) / "search.jsonl").read_text(encoding="utf-8")
+    except OSError:
         return None
-    return rows if isinstance(rows, list) else None
+    rows = []
+    for line in text.splitlines():
+        if keep is None or keep(line):
+            try:
+                row = json.loads(line)
+            except ValueError:
+                return None
+            rows.append(row)
+    return rows

@@ -20,8 +20,10 @@ per registry and refuses a lower one, and refuses an index past ``expires`` (see
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import re
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,9 +51,21 @@ API_VERSION = 1
 INDEX_PAYLOAD_TYPE = "application/vnd.synapse.registry-index.v1+json"
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 NAME_PATTERN = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_HEX = "0123456789abcdef"
 _URL = re.compile(r"^[A-Za-z0-9._~-]+(/[A-Za-z0-9._~-]+)*$")
 _MAX_TEXT = 2000
+
+
+# Indexes repeat the same version strings thousands of times ("1.0.0"): parse each distinct one once.
+parse_version = functools.lru_cache(maxsize=65536)(SemVer.parse)
+
+
+@functools.lru_cache(maxsize=65536)
+def version_key(version: str) -> tuple[Any, ...]:
+    """A sort key with SemVer precedence (cached; ``max(versions, key=version_key)`` is the latest)."""
+    parsed = parse_version(version)
+    pre = tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in parsed.prerelease)
+    return (parsed.major, parsed.minor, parsed.patch, 0 if parsed.prerelease else 1, pre)
 
 
 class _Malformed(ValueError):
@@ -97,7 +111,7 @@ class PluginEntry:
         candidates = self.available()
         if not candidates:
             return None
-        return str(max(SemVer.parse(v) for v in candidates))
+        return max(candidates, key=version_key)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -114,23 +128,42 @@ class Index:
 
     version: int
     expires: dt.datetime
-    plugins: dict[str, PluginEntry] = field(default_factory=dict)
+    plugins: Mapping[str, PluginEntry] = field(default_factory=dict)
     api_version: int = API_VERSION
 
     def to_json(self) -> dict[str, Any]:
+        if isinstance(self.plugins, _Plugins):
+            plugins = self.plugins.raw
+        else:
+            plugins = {name: p.to_json() for name, p in sorted(self.plugins.items())}
         return {
             "api_version": self.api_version,
             "version": self.version,
             "expires": utc(self.expires).strftime(TIME_FORMAT),
-            "plugins": {name: p.to_json() for name, p in sorted(self.plugins.items())},
+            "plugins": plugins,
         }
+
+    def search_rows(self) -> list[list[Any]]:
+        """``[name, latest, category, description, tags]`` per plugin with a version that is not yanked."""
+        if isinstance(self.plugins, _Plugins):
+            return self.plugins.search_rows()
+        rows = []
+        for name, entry in sorted(self.plugins.items()):
+            latest = entry.latest()
+            if latest is not None:
+                rows.append([name, latest, entry.category, entry.description, list(entry.tags)])
+        return rows
 
     def to_bytes(self) -> bytes:
         return json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
     @classmethod
     def from_json(cls, obj: Any) -> Index:
-        """Parse a payload strictly; ``ValueError`` names the first thing that is wrong."""
+        """Parse a payload strictly; ``ValueError`` names the first thing that is wrong.
+
+        Everything a search shows is checked now; each release's url, digest, size and platforms when its
+        plugin entry is first looked up (installing reads one entry of thousands).
+        """
         if not isinstance(obj, dict):
             raise _Malformed("the index is not a JSON object")
         api = obj.get("api_version")
@@ -143,7 +176,56 @@ class Index:
         plugins = obj.get("plugins")
         if not isinstance(plugins, dict):
             raise _Malformed("'plugins' is not an object")
-        return cls(version, expires, {name: _plugin(name, entry) for name, entry in plugins.items()}, api)
+        for name, entry in plugins.items():
+            _check_plugin(name, entry)
+        return cls(version, expires, _Plugins(plugins), api)
+
+
+class _Plugins(Mapping[str, PluginEntry]):
+    """Validated plugin entries as parsed; a :class:`PluginEntry` is built only when one is looked up.
+
+    An index of 10,000 plugins is parsed and checked on every fetch, but an install looks at one entry.
+    """
+
+    def __init__(self, raw: dict[str, Any]) -> None:
+        self.raw = raw
+        self._built: dict[str, PluginEntry] = {}
+
+    def __getitem__(self, name: str) -> PluginEntry:
+        entry = self._built.get(name)
+        if entry is None:
+            entry = self._built[name] = _build(name, self.raw[name])
+        return entry
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.raw
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.raw)
+
+    def __len__(self) -> int:
+        return len(self.raw)
+
+    def search_rows(self) -> list[list[Any]]:
+        rows = []
+        for name in sorted(self.raw):
+            obj = self.raw[name]
+            open_versions = [v for v, r in obj["versions"].items() if not r.get("yanked", False)]
+            if open_versions:
+                latest = max(open_versions, key=version_key)
+                rows.append([name, latest, obj.get("category"), obj.get("description") or "", obj.get("tags", [])])
+        return rows
+
+
+def _build(name: str, obj: dict[str, Any]) -> PluginEntry:
+    """A PluginEntry from a checked raw entry; its releases are checked here, when first used."""
+    for version, release in obj["versions"].items():
+        _check_release(name, version, release)
+    releases = {
+        v: Release(r["url"], r["sha256"], r["size"], r.get("yanked", False), tuple(r.get("platforms", ["any"])))
+        for v, r in obj["versions"].items()
+    }
+    return PluginEntry(name, releases, obj.get("category"), tuple(obj.get("tags", ())), obj.get("description") or "")
 
 
 def _time(value: Any) -> dt.datetime:
@@ -163,48 +245,46 @@ def _text(value: Any, what: str, *, optional: bool = False) -> str:
     return value
 
 
-def _plugin(name: Any, obj: Any) -> PluginEntry:
+def _check_plugin(name: Any, obj: Any) -> None:
     if not isinstance(name, str) or not NAME_PATTERN.match(name):
         raise _Malformed(f"plugin name {name!r} is not a lower-case DNS label")
     if not isinstance(obj, dict):
         raise _Malformed(f"plugins/{name} is not an object")
     category = obj.get("category")
     if category is not None:
-        category = _text(category, f"plugins/{name}/category")
+        _text(category, f"plugins/{name}/category")
     tags = obj.get("tags", [])
     if not isinstance(tags, list) or not all(isinstance(t, str) and len(t) <= 64 for t in tags):
         raise _Malformed(f"plugins/{name}/tags is not a list of short strings")
+    _text(obj.get("description"), f"plugins/{name}/description", optional=True)
     versions = obj.get("versions")
     if not isinstance(versions, dict):
         raise _Malformed(f"plugins/{name}/versions is not an object")
-    releases = {}
     for version, release in versions.items():
         try:
-            SemVer.parse(version)
-        except ValueError as exc:
+            parse_version(version)
+        except (ValueError, TypeError) as exc:
             raise _Malformed(f"plugins/{name}/versions: {exc}") from exc
-        releases[version] = _release(f"plugins/{name}/versions/{version}", release)
-    description = _text(obj.get("description"), f"plugins/{name}/description", optional=True)
-    return PluginEntry(name, releases, category, tuple(tags), description)
+        if not isinstance(release, dict) or not isinstance(release.get("yanked", False), bool):
+            raise _Malformed(f"plugins/{name}/versions/{version} is not an object with a boolean 'yanked'")
 
 
-def _release(where: str, obj: Any) -> Release:
+def _check_release(name: str, version: str, obj: Any) -> None:
     if not isinstance(obj, dict):
-        raise _Malformed(f"{where} is not an object")
+        raise _Malformed(f"plugins/{name}/versions/{version} is not an object")
     url, sha, size = obj.get("url"), obj.get("sha256"), obj.get("size")
-    if not isinstance(url, str) or not _URL.match(url) or any(p in (".", "..") for p in url.split("/")):
+    where = f"plugins/{name}/versions/{version}"
+    if not isinstance(url, str) or not _URL.match(url) or "/." in url or url.startswith("."):
         raise _Malformed(f"{where}/url {url!r} is not a relative path under the registry's endpoint")
-    if not isinstance(sha, str) or not _SHA256.match(sha):
+    if not isinstance(sha, str) or len(sha) != 64 or sha.strip(_HEX):
         raise _Malformed(f"{where}/sha256 is not a lower-case hex sha256")
     if not isinstance(size, int) or isinstance(size, bool) or size < 0:
         raise _Malformed(f"{where}/size is not a non-negative integer")
-    yanked = obj.get("yanked", False)
-    platforms = obj.get("platforms", ["any"])
-    if not isinstance(yanked, bool):
+    if not isinstance(obj.get("yanked", False), bool):
         raise _Malformed(f"{where}/yanked is not a boolean")
+    platforms = obj.get("platforms", ["any"])
     if not isinstance(platforms, list) or not platforms or not all(isinstance(p, str) for p in platforms):
         raise _Malformed(f"{where}/platforms is not a non-empty list of strings")
-    return Release(url, sha, size, yanked, tuple(platforms))
 
 
 @dataclass(frozen=True)

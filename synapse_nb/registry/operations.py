@@ -43,6 +43,7 @@ __all__ = [
 ]
 
 Warn = Callable[[str], None]
+Keep = Callable[[str], bool]
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,8 @@ class Source:
     name: str
     endpoint: str
 
-    def rows(self) -> list[SearchRow]:
+    def rows(self, keep: Keep | None = None) -> list[SearchRow]:
+        """Search rows; ``keep`` may pre-filter raw rows (callers still check each row exactly)."""
         raise NotImplementedError
 
     def index(self) -> Index:
@@ -89,7 +91,7 @@ class PublicSource(Source):
     name = PUBLIC
     endpoint = "builtin:public"
 
-    def rows(self) -> list[SearchRow]:
+    def rows(self, keep: Keep | None = None) -> list[SearchRow]:
         return search_rows(self.index())
 
     def index(self) -> Index:
@@ -119,7 +121,7 @@ class RemoteSource(Source):
     def client(self) -> RegistryClient:
         return RegistryClient(self.registry, transport=self.transport)
 
-    def rows(self) -> list[SearchRow]:
+    def rows(self, keep: Keep | None = None) -> list[SearchRow]:
         state = read_state(self.name)
         fresh = (
             state.get("endpoint") == self.endpoint
@@ -127,20 +129,20 @@ class RemoteSource(Source):
             and str(state.get("expires", "")) > time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         )
         if fresh:
-            rows = load_rows(self.name, endpoint=self.endpoint)
+            rows = load_rows(self.name, endpoint=self.endpoint, keep=keep)
             if rows is not None:
                 return rows
         try:
             with self.client() as client:
                 self._index = client.fetch_index().index
         except RegistryError as exc:  # unreachable: an unexpired cache still answers, with a warning
-            rows = load_rows(self.name, endpoint=self.endpoint)
+            rows = load_rows(self.name, endpoint=self.endpoint, keep=keep)
             if rows is None or str(state.get("expires", "")) <= time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()):
                 raise
             if self.warn:
                 self.warn(f"{exc}; showing the cached index of {state.get('fetched_at') and 'an earlier fetch'}")
             return rows
-        return load_rows(self.name, endpoint=self.endpoint) or []
+        return load_rows(self.name, endpoint=self.endpoint, keep=keep) or []
 
     def index(self) -> Index:
         if self._index is None:
@@ -193,7 +195,7 @@ def search(
     errors: list[SynapseError] = []
     for source in chosen:
         try:
-            rows = source.rows()
+            rows = source.rows(_prefilter(needle, wanted))
         except SynapseError as exc:
             if registry is not None:
                 raise
@@ -212,6 +214,14 @@ def search(
     if errors and len(errors) == len(chosen):
         raise errors[0]
     return hits
+
+
+def _prefilter(needle: str, category: str | None) -> Keep | None:
+    """A raw-line test that never drops a matching row (JSON escaping aside, which disables it)."""
+    words = [w for w in (needle, category) if w]
+    if not words or any(c in w for w in words for c in '"\\') or any(ord(c) < 32 for w in words for c in w):
+        return None
+    return lambda line: all(w in line.casefold() for w in words)
 
 
 # -- install -----------------------------------------------------------------------------------------------------
