@@ -194,7 +194,10 @@ class _Plugins(Mapping[str, PluginEntry]):
     def __getitem__(self, name: str) -> PluginEntry:
         entry = self._built.get(name)
         if entry is None:
-            entry = self._built[name] = _build(name, self.raw[name])
+            try:
+                entry = self._built[name] = _build(name, self.raw[name])
+            except _Malformed as exc:  # signed by the registry, but unusable: as bad as a broken signature
+                raise SignatureError(f"index malformed: {exc}", plugin=name, reason="malformed") from exc
         return entry
 
     def __contains__(self, name: object) -> bool:
