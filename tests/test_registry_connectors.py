@@ -11,10 +11,7 @@ from __future__ import annotations
 import http.server
 import json
 import shutil
-import threading
 import urllib.parse
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +22,7 @@ from synapse_nb.errors import PluginFailed
 from synapse_nb.registry.public import PUBLIC_DIR
 from synapse_nb.signing import sign_folder
 
+from .network_helpers import RecordingServer, recording_server
 from .sandbox_helpers import require_nsjail
 
 TOKEN = "xoxb-test-token-1234"
@@ -32,7 +30,9 @@ SF_TOKEN = "00Dxx0000001gPF!AQ4AQ.test"
 
 
 class _Fake(http.server.BaseHTTPRequestHandler):
-    server: FakeApi  # type: ignore[assignment]
+    """Slack's chat.postMessage and Salesforce's query endpoints, as their documentation describes them."""
+
+    server: RecordingServer  # type: ignore[assignment]
 
     def _reply(self, status: int, body: Any) -> None:
         data = json.dumps(body).encode()
@@ -82,31 +82,6 @@ def _account(record_id: str, name: str) -> dict[str, Any]:
     return {"attributes": {"type": "Account", "url": url}, "Id": record_id, "Name": name}
 
 
-class FakeApi(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Fake)
-        self.requests: list[dict[str, Any]] = []
-
-    @property
-    def port(self) -> int:
-        return int(self.server_address[1])
-
-
-@contextmanager
-def fake_api() -> Iterator[FakeApi]:
-    server = FakeApi()
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
-
-
 def local_variant(name: str, tmp_path: Path, port: int, extra_secret: str | None = None) -> Path:
     """The shipped plugin with its domains pointed at localhost:PORT and one more secret; re-signed here."""
     target = tmp_path / name
@@ -128,7 +103,7 @@ def _jail() -> None:
 
 
 def test_the_slack_connector_posts_with_chat_post_message(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    with fake_api() as api:
+    with recording_server(_Fake) as api:
         folder = local_variant("slack-notifier", tmp_path, api.port, "SLACK_API_BASE")
         monkeypatch.setenv("SLACK_BOT_TOKEN", TOKEN)
         monkeypatch.setenv("SLACK_API_BASE", f"http://localhost:{api.port}/api")
@@ -147,7 +122,7 @@ def test_the_slack_connector_posts_with_chat_post_message(tmp_path: Path, monkey
 def test_the_salesforce_connector_runs_soql_and_follows_next_records_url(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with fake_api() as api:
+    with recording_server(_Fake) as api:
         folder = local_variant("salesforce-query", tmp_path, api.port)
         monkeypatch.setenv("SALESFORCE_INSTANCE_URL", f"http://localhost:{api.port}")
         monkeypatch.setenv("SALESFORCE_ACCESS_TOKEN", SF_TOKEN)
