@@ -140,7 +140,7 @@ class RemoteSource(Source):
             if rows is None or str(state.get("expires", "")) <= time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()):
                 raise
             if self.warn:
-                self.warn(f"{exc}; showing the cached index of {state.get('fetched_at') and 'an earlier fetch'}")
+                self.warn(f"{exc}; searching the index cached by an earlier fetch instead")
             return rows
         return load_rows(self.name, endpoint=self.endpoint, keep=keep) or []
 
