@@ -115,6 +115,40 @@ CONFIG_SCHEMA: dict[str, Any] = {
                 "build_memory_mb": {"type": "integer", "minimum": 64},
             },
         },
+        # Plugin registries (synapse_nb.registry): the spec's block; ${VAR} in auth is expanded at use time.
+        "registries": {"type": "array", "items": {"$ref": "#/$defs/registry"}},
+    },
+    "$defs": {
+        "registry": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["name", "endpoint"],
+            "properties": {
+                "name": {"type": "string", "pattern": "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"},
+                "endpoint": {"type": "string", "pattern": "^https?://[^/?#@]+(/[^?#]*)?$"},
+                "auth": {
+                    "type": "object",
+                    "oneOf": [
+                        {
+                            "additionalProperties": False,
+                            "required": ["type", "token"],
+                            "properties": {"type": {"const": "oauth2"}, "token": {"type": "string", "minLength": 1}},
+                        },
+                        {
+                            "additionalProperties": False,
+                            "required": ["type", "token_url", "client_id", "client_secret"],
+                            "properties": {
+                                "type": {"const": "oauth2"},
+                                "token_url": {"type": "string", "pattern": "^https?://"},
+                                "client_id": {"type": "string", "minLength": 1},
+                                "client_secret": {"type": "string", "minLength": 1},
+                                "scope": {"type": "string"},
+                            },
+                        },
+                    ],
+                },
+            },
+        },
     },
 }
 

@@ -26,6 +26,7 @@ GROUPS: dict[str, str] = {
     "keys": "developer signing key and trust store",
     "env": "built dependency environments: list, garbage-collect",
     "kernel": "Jupyter kernels with synapse_nb preloaded",
+    "registry": "plugin registries: serve one, list, add, log in",
 }
 COMMANDS: list[str] = [
     "plugin_init",
@@ -41,6 +42,11 @@ COMMANDS: list[str] = [
     "env",
     "doctor",  # top level: registers on the command parser itself
     "kernel",
+    "plugin_pack",
+    "plugin_search",
+    "plugin_publish",
+    "plugin_install",
+    "registry",
 ]
 
 
