@@ -27,7 +27,7 @@ def plugin_dir(tmp_path: Path) -> Path:
 def test_draft_07_is_the_default(plugin_dir: Path) -> None:
     write(plugin_dir, "input_schema.json", {"type": "object", "dependencies": {"a": ["b"]}})
     schemas = load_schemas(plugin_dir)
-    assert type(schemas.validator("input_schema.json")).__name__ == "Draft7Validator"
+    assert type(schemas.validator("input_schema.json")).__name__ == "BoundedDraft7Validator"
     with pytest.raises(ValidationError, match="'b' is a dependency of 'a'"):
         schemas.validate("input_schema.json", {"a": 1})
 

@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..errors import SynapseError, UsageError, ValidationError
+from .. import jsonsafe
+from ..errors import SynapseError, UsageError
 from .output import Output
 
 
@@ -35,23 +36,16 @@ def read_input(spec: str | None) -> Any:
     if spec is None:
         if sys.stdin.isatty():
             raise UsageError("no input: pass --input JSON, --input @FILE, or pipe JSON on stdin")
-        text, source = sys.stdin.read(), "stdin"
+        text, source = getattr(sys.stdin, "buffer", sys.stdin).read(), "stdin"
     elif spec.startswith("@"):
         path = Path(spec[1:])
         try:
-            text, source = path.read_text(encoding="utf-8"), str(path)
+            text, source = path.read_bytes(), str(path)
         except OSError as exc:
             raise UsageError(f"cannot read input file {str(path)!r}: {exc.strerror}") from exc
     else:
         text, source = spec, "--input"
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ValidationError(
-            f"input from {source} is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})",
-            pointer="",
-            direction="input",
-        ) from None
+    return jsonsafe.loads(text, what=f"input from {source}", direction="input")
 
 
 def run(args: argparse.Namespace, out: Output) -> int:
