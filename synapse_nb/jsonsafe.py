@@ -6,7 +6,8 @@ files from plugin folders): every way the standard decoder fails or misbehaves b
 
 * nesting deeper than ``max_depth`` (the C decoder would recurse until ``RecursionError``, and every later
   recursive step, validation included, would too): checked before decoding, without recursion;
-* integers with more than :data:`MAX_NUMBER_DIGITS` digits (Python refuses to convert them) and exponents too
+* integers longer than Python's int/str conversion limit (4300 digits by default: ``sys.set_int_max_str_digits``,
+  which also keeps the conversion from taking quadratic time), and exponents too
   large for a float (``1e400`` would silently become ``inf``, which is not JSON);
 * ``NaN``, ``Infinity`` and ``-Infinity``, which the standard decoder accepts but JSON does not have;
 * bytes that are not UTF-8, and strings holding a lone surrogate (``"\\ud800"``), which no UTF-8 encoder accepts.
@@ -22,18 +23,17 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from collections.abc import Callable
 from typing import Any
 
 from . import budget
 from .errors import Problem, ValidationError
 
-__all__ = ["MAX_DEPTH", "MAX_NUMBER_DIGITS", "all_unique", "equality_key", "loads"]
+__all__ = ["MAX_DEPTH", "all_unique", "equality_key", "loads"]
 
 #: Deepest nesting of arrays and objects accepted (serde_json's default).
 MAX_DEPTH = 128
-#: Longest integer accepted, in digits (Python's own default limit for int/str conversion).
-MAX_NUMBER_DIGITS = 4300
 
 _STRING = r'"[^"\\]*(?:\\.[^"\\]*)*"'
 _STRINGS = re.compile(_STRING, re.DOTALL)
@@ -59,8 +59,9 @@ def _refuse_constant(name: str) -> Any:
 
 
 def _checked_int(token: str) -> int:
-    if len(token) - token.startswith("-") > MAX_NUMBER_DIGITS:
-        raise _BadNumber(token, f"an integer of {len(token)} digits is over the limit of {MAX_NUMBER_DIGITS}")
+    limit = sys.get_int_max_str_digits()
+    if limit and len(token.lstrip("-")) > limit:
+        raise _BadNumber(token, f"an integer of {len(token.lstrip('-'))} digits is over the limit of {limit}")
     return int(token)
 
 
@@ -128,6 +129,15 @@ def _number_at(text: str, token: str) -> int:
     return 0
 
 
+def _long_integer(text: str) -> str:
+    limit = sys.get_int_max_str_digits()
+    for found in _NUMBER_TOKENS.finditer(text):
+        token = found.group()
+        if not token.startswith('"') and len(token.lstrip("-")) > limit:
+            return token
+    return ""
+
+
 def _lone_surrogate_at(text: str) -> int | None:
     for found in _STRINGS.finditer(text):
         if "\\u" in found.group() and _LONE_SURROGATE.search(json.loads(found.group())):
@@ -188,8 +198,12 @@ def loads(
         raise _error(what, exc.msg, text, exc.pos, direction) from None
     except _BadNumber as exc:
         raise _error(what, str(exc), text, _number_at(text, exc.token), direction) from None
-    except ValueError as exc:  # e.g. a lowered sys.set_int_max_str_digits(), or the object_pairs_hook
-        raise _error(what, str(exc).split(";")[0], text, 0, direction) from None
+    except ValueError as exc:  # Python's own int/str digit limit, or the object_pairs_hook
+        if "integer string conversion" in str(exc):
+            token = _long_integer(text)
+            why = f"an integer of {len(token.lstrip('-'))} digits is over the limit of {sys.get_int_max_str_digits()}"
+            raise _error(what, why, text, _number_at(text, token), direction) from None
+        raise _error(what, str(exc), text, 0, direction) from None
     except RecursionError:  # the caller's own stack was already deep
         raise _error(what, "nested too deeply for this call stack", text, 0, direction) from None
     if "\\" in text and _SURROGATE_ESCAPE.search(text):
@@ -216,17 +230,24 @@ def equality_key(value: Any) -> Any:
     if kind is bool:
         return (_BOOL, value)
     if kind is list:
-        budget.tick(len(value))
-        return (_LIST, tuple(map(equality_key, value)))
+        if len(value) > 64:
+            budget.tick(len(value))
+        return (_LIST, tuple([equality_key(v) for v in value]))
     if kind is dict:
-        budget.tick(len(value))
-        return (_DICT, frozenset((k, equality_key(v)) for k, v in value.items()))
+        if len(value) > 64:
+            budget.tick(len(value))
+        return (_DICT, frozenset([(k, equality_key(v)) for k, v in value.items()]))
     raise TypeError(f"not a JSON value: {kind.__name__}")
+
+
+_SCALARS = frozenset({str, int, float, type(None)})
 
 
 def all_unique(items: list[Any]) -> bool:
     """True when no two items are equal under JSON Schema equality (O(n) expected)."""
     budget.tick(len(items))
+    if _SCALARS.issuperset(map(type, items)):  # no booleans, no containers: Python's equality is JSON Schema's
+        return len(set(items)) == len(items)
     seen: set[Any] = set()
     add = seen.add
     for count, item in enumerate(items, 1):
