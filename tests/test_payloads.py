@@ -55,7 +55,7 @@ def test_validation_without_a_deadline_keeps_the_old_signature(tmp_path: Path) -
     schemas = schemas_for(tmp_path, {"type": "integer"}, {"type": "string"})
     assert validate_input(schemas, "x") == "x"
     assert validate_output(schemas, 3) == 3
-    with pytest.raises(ValidationError, match="p: output failed validation against output_schema.json: /: 'x'"):
+    with pytest.raises(ValidationError, match=r"p: output failed validation against output_schema\.json: /: 'x'"):
         validate_output(schemas, "x")
 
 
@@ -73,7 +73,7 @@ def test_validation_still_running_at_the_deadline_is_a_timeout_within_the_margin
     schemas = schemas_for(tmp_path, schema)
     output = [{"n": i} for i in range(400_000)]
     deadline = time.monotonic() + 0.02
-    with pytest.raises(PluginTimeout, match="p: output validation against output_schema.json exceeded the call's"):
+    with pytest.raises(PluginTimeout, match=r"p: output validation against output_schema\.json exceeded the call's"):
         validate_output(schemas, output, deadline=deadline, timeout_ms=1500)
     assert time.monotonic() - deadline < 0.5  # documented margin: < 50 ms (bench_validation measures it)
 
@@ -97,5 +97,5 @@ def test_a_deeply_nested_value_is_a_validation_error_not_a_crash(tmp_path: Path,
     if schema is True:
         assert validate_output(schemas, nested(3000)) is not None
         return
-    with pytest.raises(ValidationError, match="output is nested too deeply to validate against output_schema.json"):
+    with pytest.raises(ValidationError, match=r"output is nested too deeply to validate against output_schema\.json"):
         validate_output(schemas, nested(3000))
