@@ -148,7 +148,7 @@ elif kind == "huge-int":
 elif kind == "next-id":
     send(json.dumps({"id": data["id"] + 1, "ok": True, "result": {"n": "forged"}}).encode())
 elif kind == "surrogate":
-    send(b'{"id": ' + str(data["id"]).encode() + b', "ok": true, "result": "\\ud800"}')
+    send(b'{"id": ' + str(data["id"]).encode() + b', "ok": true, "result": "' + bytes([92]) + b'ud800"}')
 elif kind == "huge-header":
     os.write(fd, struct.pack(">I", 2**32 - 1))
 return {"n": data.get("n")}
