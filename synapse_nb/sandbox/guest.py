@@ -237,6 +237,11 @@ class Guest:
             session=_ChannelSession(self) if msg.get("session") else None,
         )
         self.host = HandlerHost(msg["plugin_dir"], context, entrypoint=msg.get("entrypoint"))
+        # A pre-warmed jail started in the placeholder under /plugin: move onto the snapshot mounted since.
+        try:  # noqa: SIM105 - contextlib is not otherwise imported in the guest
+            os.chdir(msg["plugin_dir"])
+        except OSError:
+            pass
         if self.mode == "test":  # nothing of the plugin is imported until the test session runs it
             self._send(b'{"id":0,"ok":true,"class":"pytest","setup_ms":0,"pid":' + str(os.getpid()).encode() + b"}")
             return
@@ -351,20 +356,33 @@ class Guest:
                 self._send(self._error_head(rid, {"kind": "protocol", "message": f"unknown operation {op!r}"}) + b"}")
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Entry point inside the jail: ``main([RFD, WFD])``."""
-    args = sys.argv[1:] if argv is None else argv
-    guest = Guest(int(args[0]), int(args[1]))
-    try:
-        msg = guest.reader.read()
-    except ChannelClosed:
-        return
+def _add_paths(msg: dict[str, Any]) -> None:
+    """The environment's site directories, and what its .pth files name (at their guest paths)."""
     if msg.get("site_dirs"):
         import site
 
         for entry in msg["site_dirs"]:
             site.addsitedir(entry)
-    sys.path.extend(msg.get("sys_path") or [])  # what the environment's .pth files name, at their guest paths
+    sys.path.extend(msg.get("sys_path") or [])
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point inside the jail: ``main([RFD, WFD])``."""
+    args = sys.argv[1:] if argv is None else argv
+    guest = Guest(int(args[0]), int(args[1]))
+    prepared = False
+    while True:
+        try:
+            msg = guest.reader.read()
+        except ChannelClosed:
+            return
+        if not prepared:
+            _add_paths(msg)
+            prepared = True
+        if msg.get("op") != "prepare":
+            break
+        # A pre-warmed jail: its environment is on sys.path now; say so, then wait for a plugin.
+        guest._send(b'{"id":0,"ok":true,"pid":' + str(os.getpid()).encode() + b"}")
     egress = msg.get("egress")
     if egress:  # network scopes only: socket is not part of everyone's cold start
         from .relay import hand_over_listener
