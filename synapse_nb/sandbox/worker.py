@@ -281,8 +281,9 @@ class Worker:
             self._release_files()
             raise
         self.proc = launch.proc
-        self.channel = Channel(launch.req_w, launch.rep_r, limit=self._frame_limit())
-        self.logs.start(launch.out_r, launch.err_r, launch.log_r)
+        req_w, rep_r, out_r, err_r, log_r = launch.hand_over()
+        self.channel = Channel(req_w, rep_r, limit=self._frame_limit())
+        self.logs.start(out_r, err_r, log_r)
         if self.cgroup is not None and self.cgroup.freezer_dir is not None:
             idle_freezer.watch(self)
 
