@@ -42,10 +42,11 @@ MAX_KEYS = 4
 REFILL_DELAY_S = 0.25
 
 
-def pool_key(spec: WorkerSpec) -> tuple[Any, ...]:
-    """What a pre-warmed jail's configuration depends on (not the plugin: it holds none yet)."""
+def pool_key(spec: WorkerSpec, host: HostInfo) -> tuple[Any, ...]:
+    """What a pre-warmed jail's configuration depends on (not the plugin: it holds none yet): the host facts
+    (the nsjail binary, the interpreter, cgroups), the policy and the environment's mounts."""
     layout = spec.layout
-    return (spec.policy, layout.site_dirs, layout.extra_dirs, spec.mode, spec.extra_mounts)
+    return (host, spec.policy, layout.site_dirs, layout.extra_dirs, spec.mode, spec.extra_mounts)
 
 
 def _template(spec: WorkerSpec) -> WorkerSpec:
@@ -79,7 +80,7 @@ class PrewarmPool:
 
     def take(self, spec: WorkerSpec, host: HostInfo) -> Worker | None:
         """A ready jail for ``spec``'s configuration, adopted for its plugin, or None (then start one fresh)."""
-        key = pool_key(spec)
+        key = pool_key(spec, host)
         with self._lock:
             ready = self._ready.get(key, [])
             while ready:
@@ -98,7 +99,7 @@ class PrewarmPool:
         than :data:`MAX_KEYS` configurations is dropped)."""
         if size <= 0 or not self.eligible(spec, host):
             return
-        key = pool_key(spec)
+        key = pool_key(spec, host)
         dropped: list[Worker] = []
         with self._lock:
             self._wanted[key] = (_template(spec), host, size, memory_mb)
@@ -133,11 +134,12 @@ class PrewarmPool:
             if wanted is None:
                 return
             template, host, _size, _memory = wanted
-            worker = Worker(template, host)
             try:
+                worker = Worker(template, host)
                 worker.warm_up()
-            except SynapseError:
-                worker.kill("pre-warming failed")
+            except SynapseError:  # this configuration cannot be pre-warmed here: stop trying it
+                with self._lock:
+                    self._wanted.pop(key, None)
                 return
             with self._lock:
                 if key in self._wanted:
@@ -151,10 +153,12 @@ class PrewarmPool:
                 self._filling.discard(key)
         self._refill(key)  # more than one per key, or another key waiting
 
-    def ready(self, spec: WorkerSpec) -> int:
-        """How many jails are ready for ``spec``'s configuration."""
+    def ready(self, spec: WorkerSpec, host: HostInfo | None = None) -> int:
+        """How many jails are ready for ``spec``'s configuration (on this process's host by default)."""
+        from .host import detect_host
+
         with self._lock:
-            return len(self._ready.get(pool_key(spec), []))
+            return len(self._ready.get(pool_key(spec, host or detect_host()), []))
 
     def wait_ready(self, spec: WorkerSpec, timeout: float = 10.0) -> bool:
         """Wait until at least one jail is ready for ``spec`` (tests and benchmarks)."""
