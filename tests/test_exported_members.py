@@ -35,8 +35,8 @@ def test_every_error_is_exported_and_maps_to_an_exit_code() -> None:
 def test_import_synapse_nb_is_light() -> None:
     code = (
         "import sys, synapse_nb; "
-        "print(sorted(m for m in ('yaml', 'jsonschema', 'cryptography', 'pandas', 'IPython', 'ipywidgets') "
-        "if m in sys.modules))"
+        "print(sorted(m for m in ('yaml', 'jsonschema', 'cryptography', 'pandas', 'IPython', 'ipywidgets', "
+        "'grpc', 'google.protobuf', 'starlette', 'uvicorn') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -39,6 +39,7 @@ COMMANDS: list[str] = [
     "env",
     "doctor",  # top level: registers on the command parser itself
     "kernel",
+    "serve",  # top level: registers on the command parser itself
 ]
 
 

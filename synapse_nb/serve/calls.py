@@ -1,0 +1,139 @@
+"""The one seam between a served request and the core pipeline: endpoint key, deadline, idempotency key.
+
+Both transports call :func:`invoke` / :func:`invoke_batch` (from a worker thread: the core blocks), so what a
+request may ask of the core is decided here and only here:
+
+- the endpoint is the route's *key* (``primary``), which the core maps to the handler method;
+- a client deadline becomes the call's timeout when it is shorter than ``spec.execution.timeout``
+  (:func:`deadline_timeout_ms`); it reaches the worker as ``timeout_ms=`` once the core's ``invoke`` takes
+  that argument (:func:`core_takes_timeout`). Until then the transports still answer DEADLINE_EXCEEDED / 504
+  at the deadline, but the worker finishes (or times out) on the plugin's own timeout;
+- an idempotency key (``Idempotency-Key`` header, ``idempotency-key`` metadata) is refused with a clear error
+  (:func:`check_idempotency_key`) until the execution policies exist: a key that is accepted and ignored would
+  let a retried call run twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+from concurrent.futures import Executor
+from typing import TYPE_CHECKING, Any
+
+from ..errors import PluginTimeout, SandboxError
+from ..manager import PluginManager
+from ..plugin import Invocation, Plugin
+from .errors import Unsupported
+from .routing import Route
+
+if TYPE_CHECKING:
+    from .service import PluginService
+
+EDGE_MARGIN_MS = 250
+ANSWER_MARGIN_MS = 20
+
+__all__ = [
+    "check_idempotency_key",
+    "core_takes_timeout",
+    "deadline_timeout_ms",
+    "invoke",
+    "invoke_batch",
+    "run_in_thread",
+]
+
+
+def check_idempotency_key(key: str | None) -> None:
+    """Refuse a request that carries an idempotency key: the execution policies that honour it do not exist yet.
+
+    When they land, this is where the key is handed on (``invoke(..., idempotency_key=key)``).
+    """
+    if key:
+        raise Unsupported(
+            "Idempotency-Key is not supported by this server yet (execution policies are not built): "
+            "send the request without it"
+        )
+
+
+@functools.cache
+def core_takes_timeout(function: Any = PluginManager.invoke) -> bool:
+    """Whether the core's ``function`` accepts ``timeout_ms=`` (the lead is adding it to the pipeline)."""
+    return "timeout_ms" in inspect.signature(function).parameters
+
+
+def deadline_timeout_ms(remaining_s: float | None, declared_ms: int, *, plugin: str) -> int | None:
+    """The call's timeout for a client deadline ``remaining_s`` seconds away: None keeps the declared one.
+
+    The plugin gets the remaining time less :data:`ANSWER_MARGIN_MS`, the time its error needs to reach the
+    client before the deadline does. A deadline that has already passed fails at once (PluginTimeout),
+    without running the plugin.
+    """
+    if remaining_s is None:
+        return None
+    remaining_ms = int(remaining_s * 1000) - ANSWER_MARGIN_MS
+    if remaining_ms <= 0:
+        raise PluginTimeout(
+            "the client's deadline had passed before the call started", plugin=plugin, timeout_ms=max(remaining_ms, 0)
+        )
+    return remaining_ms if remaining_ms < declared_ms else None
+
+
+def _timeout_kwargs(timeout_ms: int | None, function: Any) -> dict[str, Any]:
+    return {"timeout_ms": timeout_ms} if timeout_ms is not None and core_takes_timeout(function) else {}
+
+
+def invoke(
+    manager: PluginManager, route: Route, payload: Any, *, timeout_ms: int | None, idempotency_key: str | None
+) -> Invocation:
+    """One call of ``route`` through the core pipeline (blocking: run it in a worker thread)."""
+    check_idempotency_key(idempotency_key)
+    return manager.invoke(
+        route.plugin, payload, endpoint=route.key, **_timeout_kwargs(timeout_ms, PluginManager.invoke)
+    )
+
+
+def invoke_batch(
+    manager: PluginManager, route: Route, items: list[Any], *, timeout_ms: int | None, idempotency_key: str | None
+) -> Invocation:
+    """``items`` of ``route`` as one ``execute_batch`` (blocking); the result is the list of results."""
+    check_idempotency_key(idempotency_key)
+    plugin = manager.activate(route.plugin)
+    if not isinstance(plugin, Plugin):  # the service refuses debug (in-process) plugins when it activates them
+        raise SandboxError(f"{route.plugin}: only sandboxed plugins are served", plugin=route.plugin)
+    return plugin.invoke_batch(items, endpoint=route.key, **_timeout_kwargs(timeout_ms, Plugin.invoke_batch))
+
+
+async def run_in_thread(
+    service: PluginService,
+    executor: Executor,
+    route: Route,
+    payload: Any,
+    *,
+    remaining_s: float | None,
+    idempotency_key: str | None,
+    batch: bool,
+) -> Invocation:
+    """Run one call (``batch``: ``payload`` is the list of items) in ``executor``, within the client's deadline.
+
+    Both transports come through here. The call is counted in flight (shutdown and reload wait for it); when
+    the deadline passes first, the caller gets PluginTimeout at the deadline.
+    """
+    declared = service.manifest(route.plugin).execution.timeout_ms
+    timeout_ms = deadline_timeout_ms(remaining_s, declared, plugin=route.plugin)
+    run = invoke_batch if batch else invoke
+
+    def work() -> Invocation:
+        with service.call(route.plugin):
+            return run(service.manager, route, payload, timeout_ms=timeout_ms, idempotency_key=idempotency_key)
+
+    future = asyncio.get_running_loop().run_in_executor(executor, work)
+    if timeout_ms is None:
+        return await future
+    # With the core honouring timeout_ms, its own PluginTimeout (worker killed) comes first; this is the net.
+    edge_ms = timeout_ms + EDGE_MARGIN_MS if core_takes_timeout() else timeout_ms
+    try:
+        return await asyncio.wait_for(asyncio.shield(future), edge_ms / 1000)
+    except asyncio.TimeoutError:
+        raise PluginTimeout(
+            f"no result within the client's deadline of {timeout_ms} ms", plugin=route.plugin, timeout_ms=timeout_ms
+        ) from None
