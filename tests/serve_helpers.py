@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import re
-import selectors
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -200,34 +201,40 @@ class CliServer:
         )
         self.urls: dict[str, str] = {}
         self.lines: list[str] = []
+        self.err_lines: list[str] = []
+        # One reader thread per pipe: a line is seen as soon as it is written, never stuck in a buffer.
+        self._queues: dict[str, queue.Queue[str | None]] = {"stdout": queue.Queue(), "stderr": queue.Queue()}
+        for name in ("stdout", "stderr"):
+            threading.Thread(target=self._pump, args=(name,), daemon=True).start()
         if ready:
             self.wait_for("ready", timeout=60)
 
+    def _pump(self, name: str) -> None:
+        pipe = self.proc.stdout if name == "stdout" else self.proc.stderr
+        assert pipe is not None
+        for line in pipe:
+            self._queues[name].put(line.rstrip("\n"))
+        self._queues[name].put(None)
+
     def wait_for(self, text: str, *, timeout: float, stream: str = "stdout") -> str:
         """Read ``stream`` until a line containing ``text``; that line."""
-        pipe = self.proc.stdout if stream == "stdout" else self.proc.stderr
-        assert pipe is not None
-        selector = selectors.DefaultSelector()
-        selector.register(pipe, selectors.EVENT_READ)
+        seen = self.lines if stream == "stdout" else self.err_lines
         deadline = time.monotonic() + timeout
-        try:
-            while time.monotonic() < deadline:
-                if not selector.select(timeout=max(0.0, deadline - time.monotonic())):
-                    continue
-                line = pipe.readline()
-                if not line:
-                    break
-                self.lines.append(line.rstrip("\n"))
-                match = re.match(r"listening: ((grpc|http)://\S+)", line)
-                if match:
-                    self.urls[match.group(2)] = match.group(1)
-                if text in line:
-                    return line
-        finally:
-            selector.close()
+        while time.monotonic() < deadline:
+            try:
+                line = self._queues[stream].get(timeout=max(0.01, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            if line is None:
+                break
+            seen.append(line)
+            match = re.match(r"listening: ((grpc|http)://\S+)", line)
+            if match:
+                self.urls[match.group(2)] = match.group(1)
+            if text in line:
+                return line
         self.stop(signal.SIGKILL)
-        err = self.proc.stderr.read() if self.proc.stderr and stream == "stdout" else ""
-        raise AssertionError(f"no {text!r} from synapse-cli serve on {stream}: {self.lines} {err}")
+        raise AssertionError(f"no {text!r} from synapse-cli serve on {stream}: {self.lines} {self.err_lines}")
 
     def send(self, sig: int) -> None:
         self.proc.send_signal(sig)

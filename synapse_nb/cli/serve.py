@@ -67,7 +67,7 @@ def run(args: argparse.Namespace, out: Output) -> int:
     _require_extras(args)
     from ..environments import terminal_progress
     from ..manager import PluginManager
-    from ..serve.auth import parse_address, read_token_file
+    from ..serve.auth import check_exposure, parse_address, read_token_file
     from ..serve.describe import example_commands, route_lines
     from ..serve.server import DEFAULT_GRPC, DEFAULT_HTTP, ServeOptions, Server, plan_listeners
     from ..serve.service import PluginService
@@ -81,6 +81,9 @@ def run(args: argparse.Namespace, out: Output) -> int:
         token, warnings = read_token_file(args.token_file)
         for warning in warnings:
             out.warn(warning)
+    # Refuse an exposed address before activating anything (the server checks again when it binds).
+    for warning in check_exposure([a for a in (grpc, http) if a], token=token, insecure_no_auth=args.insecure_no_auth):
+        out.warn(warning)
     manager = PluginManager(
         insecure_allow_unsigned=args.insecure_allow_unsigned, warn=out.warn, progress=terminal_progress()
     )
@@ -109,7 +112,11 @@ def run(args: argparse.Namespace, out: Output) -> int:
             for command in example_commands(service, server.urls(), token_hint=hint):
                 print(f"  try: {command}", flush=True)
             print(f"ready (pid {os.getpid()}): SIGTERM or Ctrl-C stops, SIGHUP reloads", flush=True)
-            left = await server.run_until_signalled(on_reload=_print_reload)
+
+            def stopping(in_flight: int) -> None:
+                print(f"stopping: {in_flight} calls in flight, up to {args.grace:g} s to finish", flush=True)
+
+            left = await server.run_until_signalled(on_reload=_print_reload, on_stop=stopping)
             how = f"; {left} calls were still running after the {args.grace:g} s grace" if left else ""
             print(f"stopped: plugins torn down, state saved{how}", flush=True)
             return 0

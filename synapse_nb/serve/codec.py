@@ -80,8 +80,10 @@ def to_value(obj: Any, value: struct_pb2.Value) -> struct_pb2.Value:
     elif isinstance(obj, str):
         value.string_value = obj
     elif isinstance(obj, dict):
+        value.struct_value.SetInParent()  # {} is an empty struct, not an unset (null) Value
         value.struct_value.update(obj)
     elif isinstance(obj, (list, tuple)):
+        value.list_value.SetInParent()
         value.list_value.extend(obj)
     else:  # pragma: no cover - results are validated JSON
         raise TypeError(f"not a JSON value: {type(obj).__name__}")

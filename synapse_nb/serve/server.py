@@ -170,8 +170,16 @@ class Server:
         self.executor.shutdown(wait=False, cancel_futures=True)
         return left
 
-    async def run_until_signalled(self, on_reload: Callable[[list[str]], None] | None = None) -> int:
-        """Serve until SIGTERM or SIGINT (then stop gracefully); SIGHUP reloads. Returns calls left running."""
+    async def run_until_signalled(
+        self,
+        on_reload: Callable[[list[str]], None] | None = None,
+        on_stop: Callable[[int], None] | None = None,
+    ) -> int:
+        """Serve until SIGTERM or SIGINT (then stop gracefully); SIGHUP reloads. Returns calls left running.
+
+        ``on_reload`` gets the lines :meth:`PluginService.reload` returns; ``on_stop`` the number of calls in
+        flight when the stop begins.
+        """
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         reloading = asyncio.Lock()
@@ -190,6 +198,8 @@ class Server:
         finally:
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
+        if on_stop is not None:
+            on_stop(self.service.in_flight())
         return await self.stop()
 
 
