@@ -39,6 +39,7 @@ __all__ = [
     "deadline_timeout_ms",
     "invoke",
     "invoke_batch",
+    "run_blocking",
     "run_in_thread",
 ]
 
@@ -101,6 +102,27 @@ def invoke_batch(
     if not isinstance(plugin, Plugin):  # the service refuses debug (in-process) plugins when it activates them
         raise SandboxError(f"{route.plugin}: only sandboxed plugins are served", plugin=route.plugin)
     return plugin.invoke_batch(items, endpoint=route.key, **_timeout_kwargs(timeout_ms, Plugin.invoke_batch))
+
+
+def run_blocking(
+    service: PluginService,
+    route: Route,
+    payload: Any,
+    *,
+    remaining_s: float | None,
+    idempotency_key: str | None,
+    batch: bool,
+) -> Invocation:
+    """Run one call on this thread (the gRPC server's), counted in flight, within the client's deadline.
+
+    The transport answers DEADLINE_EXCEEDED itself when the deadline passes; the deadline reaches the worker
+    as its timeout once the core takes ``timeout_ms``.
+    """
+    declared = service.manifest(route.plugin).execution.timeout_ms
+    timeout_ms = deadline_timeout_ms(remaining_s, declared, plugin=route.plugin)
+    run = invoke_batch if batch else invoke
+    with service.call(route.plugin):
+        return run(service.manager, route, payload, timeout_ms=timeout_ms, idempotency_key=idempotency_key)
 
 
 async def run_in_thread(

@@ -1,6 +1,7 @@
 """The gRPC listener: ``synapse.v1.PluginHost``, each endpoint path as a method of its own, health, reflection.
 
-On one ``grpc.aio`` server:
+On one ``grpc`` server (the synchronous one: a plugin call blocks, so each call runs on one of the server's
+threads from start to end, with no hand-off between an event loop and a worker thread):
 
 - ``synapse.v1.PluginHost`` (``proto/synapse/v1/plugin_host.proto``): ``Invoke``, ``InvokeBatch`` (a stream of
   items run as one ``execute_batch``) and ``ListPlugins``;
@@ -13,17 +14,17 @@ On one ``grpc.aio`` server:
 - ``grpc.reflection.v1alpha.ServerReflection``.
 
 Requests are parsed here (never by gRPC's deserializers), so a malformed protobuf is a clear INVALID_ARGUMENT
-and the server keeps serving. Errors are ``google.rpc.Status`` with a ``google.rpc.ErrorInfo`` detail (see
+and the server keeps serving. A client deadline becomes the plugin's timeout (:mod:`.calls`); gRPC itself
+answers DEADLINE_EXCEEDED when it passes. Errors are ``google.rpc.Status`` with a ``google.rpc.ErrorInfo`` detail (see
 :mod:`.errors`). With a token, an interceptor refuses every call that does not carry it.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
-from concurrent.futures import Executor
-from typing import Any
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, NoReturn
 
 import grpc
 from google.protobuf import any_pb2, descriptor_pb2, descriptor_pool, struct_pb2
@@ -73,11 +74,12 @@ def rich_status(exc: SynapseError) -> grpc.Status:
     return rpc_status.to_status(status_pb2.Status(code=code.value[0], message=str(exc)[:1000], details=[detail]))
 
 
-async def _abort(context: grpc.aio.ServicerContext, exc: SynapseError) -> None:
-    await context.abort_with_status(rich_status(exc))
+def _abort(context: grpc.ServicerContext, exc: SynapseError) -> NoReturn:
+    context.abort_with_status(rich_status(exc))
+    raise AssertionError("abort_with_status returned")  # pragma: no cover - it always raises
 
 
-def _metadata(context: grpc.aio.ServicerContext, key: str) -> str | None:
+def _metadata(context: grpc.ServicerContext, key: str) -> str | None:
     for name, value in context.invocation_metadata() or ():
         if name == key:
             return value if isinstance(value, str) else None
@@ -147,31 +149,30 @@ class _Reflection:
                 raise
             self.warn(f"reflection keeps the previous services: {exc}")
             return
-        self._servicer = reflection.aio.ReflectionServicer(names, pool=pool)
+        self._servicer = reflection.ReflectionServicer(names, pool=pool)
         self._routes = routes
 
-    async def ServerReflectionInfo(self, request_iterator: Any, context: Any) -> AsyncIterator[Any]:
+    def ServerReflectionInfo(self, request_iterator: Any, context: Any) -> Iterator[Any]:
         self.refresh()
-        async for response in self._servicer.ServerReflectionInfo(request_iterator, context):
-            yield response
+        yield from self._servicer.ServerReflectionInfo(request_iterator, context)
 
 
-class _Auth(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+class _Auth(grpc.ServerInterceptor):  # type: ignore[misc]
     """Refuses every call without ``authorization: Bearer TOKEN`` metadata (UNAUTHENTICATED)."""
 
     def __init__(self, auth: BearerAuth) -> None:
         self.auth = auth
 
-    async def intercept_service(self, continuation: Any, details: Any) -> Any:
+    def intercept_service(self, continuation: Any, details: Any) -> Any:
         presented = next((v for k, v in details.invocation_metadata or () if k == "authorization"), None)
         if self.auth.allows(presented):
-            return await continuation(details)
+            return continuation(details)
 
-        async def refuse(_request: Any, context: grpc.aio.ServicerContext) -> None:
+        def refuse(_request: Any, context: grpc.ServicerContext) -> None:
             message = "a bearer token is required" if presented is None else "the bearer token is wrong"
-            await _abort(context, Unauthenticated(f"{message} (metadata authorization: Bearer TOKEN)"))
+            _abort(context, Unauthenticated(f"{message} (metadata authorization: Bearer TOKEN)"))
 
-        handler = await continuation(details)
+        handler = continuation(details)
         if handler is not None and handler.request_streaming and handler.response_streaming:
             return grpc.stream_stream_rpc_method_handler(refuse)
         if handler is not None and handler.request_streaming:
@@ -186,21 +187,26 @@ class _Routes(grpc.GenericRpcHandler):  # type: ignore[misc]
 
     def __init__(self, listener: GrpcListener) -> None:
         self.listener = listener
+        self._routes: RouteTable | None = None
+        self._handlers: dict[str, Any] = {}
 
     def service(self, details: Any) -> Any:
-        route = self.listener.service.routes.grpc_paths.get(details.method)
-        if route is None:
-            return None
+        routes = self.listener.service.routes
+        if routes is not self._routes:  # a reload or a redefined notebook plugin: build the handlers again
+            self._handlers = {path: self._handler(route) for path, route in routes.grpc_paths.items()}
+            self._routes = routes
+        return self._handlers.get(details.method)
+
+    def _handler(self, route: Route) -> Any:
         listener = self.listener
 
-        async def call(request: bytes, context: grpc.aio.ServicerContext) -> bytes | None:
+        def call(request: bytes, context: grpc.ServicerContext) -> bytes:
             try:
                 payload = from_value(_parse(struct_pb2.Value, request, "google.protobuf.Value"))
-                invocation = await listener.call(route, payload, context, batch=False)
-                return bytes(_response(invocation.result, invocation.meta, as_json=False).SerializeToString())
+                invocation = listener.call(route, payload, context, batch=False)
             except SynapseError as exc:
-                await _abort(context, exc)
-                return None
+                _abort(context, exc)
+            return bytes(_response(invocation.result, invocation.meta, as_json=False).SerializeToString())
 
         return grpc.unary_unary_rpc_method_handler(call)
 
@@ -226,24 +232,25 @@ def _payload(request: pb.InvokeRequest) -> tuple[Any, bool]:
 
 
 class GrpcListener:
-    """The ``grpc.aio`` server of one :class:`~.service.PluginService`; create and start it inside the loop."""
+    """The ``grpc`` server of one :class:`~.service.PluginService`, on a thread pool of its own."""
 
     def __init__(
         self,
         service: PluginService,
-        executor: Executor,
         auth: BearerAuth,
         *,
         max_request_bytes: int,
         max_response_bytes: int,
+        threads: int = 64,
         max_concurrent_rpcs: int = 1024,
         warn: Callable[[str], None] = lambda _text: None,
     ) -> None:
         self.service = service
-        self.executor = executor
         self.max_request_bytes = max_request_bytes
-        self.health = health.aio.HealthServicer()
-        self.server = grpc.aio.server(
+        self.health = health.HealthServicer()
+        self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="synapse-grpc")
+        self.server = grpc.server(
+            self.pool,
             interceptors=[_Auth(auth)] if auth.required else [],
             options=[
                 ("grpc.max_receive_message_length", max_request_bytes),
@@ -274,34 +281,28 @@ class GrpcListener:
             raise OSError(f"cannot listen on {address}")
         return port
 
-    async def start(self) -> None:
-        await self.server.start()
-        loop = asyncio.get_running_loop()
-        await self.health.set(SERVICE_NAME, _SERVING)
+    def start(self) -> None:
+        self.server.start()
+        self.health.set(SERVICE_NAME, _SERVING)
         for name in self.service.names:
-            await self._set_health(name, self.service.serving(name))
+            self._set_health(name, self.service.serving(name))
+        self.service.on_health(self._set_health)  # the health servicer is thread-safe
 
-        def changed(name: str, serving: bool) -> None:  # from any thread
-            loop.call_soon_threadsafe(lambda: asyncio.ensure_future(self._set_health(name, serving)))
+    def _set_health(self, name: str, serving: bool) -> None:
+        self.health.set(name, _SERVING if serving else _NOT_SERVING)
+        self.health.set("", _SERVING if all(self.service.health().values()) else _NOT_SERVING)
 
-        self.service.on_health(changed)
-
-    async def _set_health(self, name: str, serving: bool) -> None:
-        await self.health.set(name, _SERVING if serving else _NOT_SERVING)
-        overall = all(self.service.health().values())
-        await self.health.set("", _SERVING if overall else _NOT_SERVING)
-
-    async def stop(self, grace: float) -> None:
+    def stop(self, grace: float) -> None:
         """NOT_SERVING everywhere, refuse new calls, let calls in flight finish for up to ``grace`` seconds."""
-        await self.health.enter_graceful_shutdown()
-        await self.server.stop(grace)
+        self.health.enter_graceful_shutdown()
+        self.server.stop(grace).wait()
+        self.pool.shutdown(wait=False, cancel_futures=True)
 
     # -- calls -------------------------------------------------------------------------------------------------
-    async def call(self, route: Route, payload: Any, context: grpc.aio.ServicerContext, *, batch: bool) -> Invocation:
-        """Run ``payload`` (a list of items for a batch) within the client's deadline."""
-        return await calls.run_in_thread(
+    def call(self, route: Route, payload: Any, context: grpc.ServicerContext, *, batch: bool) -> Invocation:
+        """Run ``payload`` (a list of items for a batch) on this thread, within the client's deadline."""
+        return calls.run_blocking(
             self.service,
-            self.executor,
             route,
             payload,
             remaining_s=context.time_remaining(),
@@ -309,30 +310,30 @@ class GrpcListener:
             batch=batch,
         )
 
-    async def _invoke(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes | None:
+    def _invoke(self, request: bytes, context: grpc.ServicerContext) -> bytes:
         try:
             message = _parse(pb.InvokeRequest, request, "synapse.v1.InvokeRequest")
             route = self.service.routes.resolve(message.plugin, message.endpoint, over="grpc")
             payload, as_json = _payload(message)
-            invocation = await self.call(route, payload, context, batch=False)
-            return bytes(_response(invocation.result, invocation.meta, as_json=as_json).SerializeToString())
+            invocation = self.call(route, payload, context, batch=False)
         except SynapseError as exc:
-            await _abort(context, exc)
-            return None
+            _abort(context, exc)
+        return bytes(_response(invocation.result, invocation.meta, as_json=as_json).SerializeToString())
 
-    async def _invoke_batch(self, requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext) -> Any:
+    def _invoke_batch(self, requests: Iterator[bytes], context: grpc.ServicerContext) -> Iterator[bytes]:
         try:
             route: Route | None = None
             as_json = False
             items: list[Any] = []
             total = 0
-            async for raw in requests:
+            for raw in requests:
                 total += len(raw)
                 if total > self.max_request_bytes:
                     raise ResourceLimitExceeded(
-                        f"the batch is over {self.max_request_bytes} bytes", limit="max_request_bytes",
+                        f"the batch is over {self.max_request_bytes} bytes",
+                        limit="max_request_bytes",
                         value=self.max_request_bytes,
-                    )  # fmt: skip
+                    )
                 if len(items) >= MAX_BATCH_ITEMS:
                     raise ResourceLimitExceeded(
                         f"the batch has more than {MAX_BATCH_ITEMS} items",
@@ -353,19 +354,17 @@ class GrpcListener:
                 items.append(payload)
             if route is None:
                 return
-            invocation = await self.call(route, items, context, batch=True)
+            invocation = self.call(route, items, context, batch=True)
         except SynapseError as exc:
-            await _abort(context, exc)
-            return
+            _abort(context, exc)
         for i, result in enumerate(invocation.result):
-            yield _response(result, invocation.meta if i == 0 else None, as_json=as_json).SerializeToString()
+            yield bytes(_response(result, invocation.meta if i == 0 else None, as_json=as_json).SerializeToString())
 
-    async def _list_plugins(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes | None:
+    def _list_plugins(self, request: bytes, context: grpc.ServicerContext) -> bytes:
         try:
             _parse(pb.ListPluginsRequest, request, "synapse.v1.ListPluginsRequest")
         except SynapseError as exc:
-            await _abort(context, exc)
-            return None
+            _abort(context, exc)
         response = pb.ListPluginsResponse()
         for entry in self.service.listing():
             info = response.plugins.add(name=entry["name"], version=entry["version"])

@@ -18,6 +18,7 @@ exist (501); ``Synapse-Timeout-Ms: N`` is the client's deadline, as a gRPC deadl
 from __future__ import annotations
 
 import contextlib
+import json
 import socket
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from concurrent.futures import Executor
@@ -41,8 +42,9 @@ from .service import PluginService
 __all__ = ["MAX_BATCH_ITEMS", "TIMEOUT_HEADER", "HttpListener", "create_app"]
 
 MAX_BATCH_ITEMS = 10_000
-TIMEOUT_HEADER = "synapse-timeout-ms"
+TIMEOUT_HEADER = b"synapse-timeout-ms"
 _JSON_TYPES = ("application/json", "text/json")
+_HEADERS = frozenset({b"content-type", b"content-length", TIMEOUT_HEADER, b"idempotency-key"})
 
 Scope = MutableMapping[str, Any]
 ASGIApp = Callable[[Scope, Any, Any], Awaitable[None]]
@@ -62,38 +64,112 @@ def problem(exc: SynapseError, instance: str | None = None, headers: dict[str, s
     )
 
 
-async def read_body(request: Request, limit: int) -> bytes:
+def _header_map(scope: Scope) -> dict[bytes, bytes]:
+    return {key: value for key, value in scope.get("headers", ()) if key in _HEADERS}
+
+
+async def read_body(receive: Any, headers: dict[bytes, bytes], limit: int) -> bytes:
     """The request body, refused (413) as soon as it is known to exceed ``limit`` bytes."""
-    declared = request.headers.get("content-length", "")
+    declared = headers.get(b"content-length", b"")
     if declared.isdigit() and int(declared) > limit:
         raise ResourceLimitExceeded(
-            f"the request body is {declared} bytes, over the limit of {limit}", limit="max_request_bytes", value=limit
+            f"the request body is {int(declared)} bytes, over the limit of {limit}",
+            limit="max_request_bytes",
+            value=limit,
         )
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise Malformed("the client went away before sending the whole body")
+        chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             raise ResourceLimitExceeded(
                 f"the request body is over the limit of {limit} bytes", limit="max_request_bytes", value=limit
             )
         chunks.append(chunk)
-    return b"".join(chunks)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
 
 
-def _deadline(request: Request) -> float | None:
-    value = request.headers.get(TIMEOUT_HEADER)
+def _deadline(headers: dict[bytes, bytes]) -> float | None:
+    value = headers.get(TIMEOUT_HEADER)
     if value is None:
         return None
     if not value.strip().isdigit():
-        raise Malformed(f"header Synapse-Timeout-Ms: {value!r} is not a whole number of milliseconds")
+        raise Malformed(f"header Synapse-Timeout-Ms: {value.decode('latin-1')!r} is not a whole number of milliseconds")
     return int(value) / 1000
 
 
-def _check_content_type(request: Request) -> None:
-    content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+def _check_content_type(headers: dict[bytes, bytes]) -> None:
+    content_type = headers.get(b"content-type", b"").split(b";", 1)[0].strip().lower().decode("latin-1")
     if content_type and content_type not in _JSON_TYPES and not content_type.endswith("+json"):
         raise Malformed(f"the body must be JSON: send Content-Type: application/json (got {content_type!r})")
+
+
+class _Endpoints:
+    """Pure ASGI: ``POST PATH`` of every served endpoint; anything else goes on to the Starlette app.
+
+    Plugin calls are the hot path, so they skip the framework's request objects, middleware and routing:
+    what is left is the call itself (see ``bench/bench_serve.py``).
+    """
+
+    def __init__(self, app: ASGIApp, service: PluginService, executor: Executor, max_request_bytes: int) -> None:
+        self.app = app
+        self.service = service
+        self.executor = executor
+        self.max_request_bytes = max_request_bytes
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        path = scope["path"]
+        routes = self.service.routes.http_paths
+        route, batch = routes.get(path), False
+        if route is None and path.endswith(BATCH_SUFFIX):
+            route, batch = routes.get(path.removesuffix(BATCH_SUFFIX)), True
+        if route is None:
+            await self.app(scope, receive, send)
+            return
+        try:
+            headers = _header_map(scope)
+            _check_content_type(headers)
+            remaining = _deadline(headers)
+            payload = loads(await read_body(receive, headers, self.max_request_bytes))
+            if batch and not isinstance(payload, list):
+                raise Malformed(f"POST {path} takes a JSON array of payloads (one execute_batch)")
+            if batch and len(payload) > MAX_BATCH_ITEMS:
+                raise ResourceLimitExceeded(
+                    f"the batch has {len(payload)} items, over the limit of {MAX_BATCH_ITEMS}",
+                    limit="max_batch_items",
+                    value=MAX_BATCH_ITEMS,
+                )
+            key = headers.get(b"idempotency-key")
+            invocation = await calls.run_in_thread(
+                self.service,
+                self.executor,
+                route,
+                payload,
+                remaining_s=remaining,
+                idempotency_key=key.decode("latin-1") if key is not None else None,
+                batch=batch,
+            )
+        except SynapseError as exc:
+            await problem(exc, path)(scope, receive, send)
+            return
+        body = json.dumps(
+            {"result": invocation.result, "meta": invocation.meta},
+            ensure_ascii=False,
+            allow_nan=False,
+            separators=(",", ":"),
+        ).encode()
+        start = {"type": "http.response.start", "status": 200}
+        start["headers"] = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        await send(start)
+        await send({"type": "http.response.body", "body": body})
 
 
 def create_app(service: PluginService, executor: Executor, auth: BearerAuth, *, max_request_bytes: int) -> ASGIApp:
@@ -111,43 +187,15 @@ def create_app(service: PluginService, executor: Executor, auth: BearerAuth, *, 
     async def plugins(request: Request) -> Response:
         return JSONResponse({"plugins": service.listing()})
 
-    async def endpoint(request: Request) -> Response:
+    async def elsewhere(request: Request) -> Response:
+        """Whatever ``_Endpoints`` passed on: a method a path does not take, or a path nothing serves."""
         path = request.url.path
-        routes = service.routes.http_paths
-        route, batch = routes.get(path), False
-        if route is None and path.endswith(BATCH_SUFFIX):
-            route, batch = routes.get(path.removesuffix(BATCH_SUFFIX)), True
-        try:
-            if path in RESERVED_HTTP_PATHS:
-                return problem(MethodNotAllowed(f"{path} takes GET, not {request.method}"), path, {"Allow": "GET"})
-            if route is None:
-                raise NotServed(f"no endpoint is served at {path} over HTTP (GET /v1/plugins lists them)")
-            if request.method != "POST":
-                allowed = MethodNotAllowed(f"{path} takes POST with a JSON body, not {request.method}")
-                return problem(allowed, path, {"Allow": "POST"})
-            _check_content_type(request)
-            remaining = _deadline(request)
-            payload = loads(await read_body(request, max_request_bytes))
-            if batch and not isinstance(payload, list):
-                raise Malformed(f"POST {path} takes a JSON array of payloads (one execute_batch)")
-            if batch and len(payload) > MAX_BATCH_ITEMS:
-                raise ResourceLimitExceeded(
-                    f"the batch has {len(payload)} items, over the limit of {MAX_BATCH_ITEMS}",
-                    limit="max_batch_items",
-                    value=MAX_BATCH_ITEMS,
-                )
-            invocation = await calls.run_in_thread(
-                service,
-                executor,
-                route,
-                payload,
-                remaining_s=remaining,
-                idempotency_key=request.headers.get("idempotency-key"),
-                batch=batch,
-            )
-        except SynapseError as exc:
-            return problem(exc, path)
-        return JSONResponse({"result": invocation.result, "meta": invocation.meta})
+        if path in RESERVED_HTTP_PATHS:
+            return problem(MethodNotAllowed(f"{path} takes GET, not {request.method}"), path, {"Allow": "GET"})
+        if path in service.routes.http_paths or path.removesuffix(BATCH_SUFFIX) in service.routes.http_paths:
+            allowed = MethodNotAllowed(f"{path} takes POST with a JSON body, not {request.method}")
+            return problem(allowed, path, {"Allow": "POST"})
+        return problem(NotServed(f"no endpoint is served at {path} over HTTP (GET /v1/plugins lists them)"), path)
 
     async def http_error(request: Request, exc: Exception) -> Response:
         path = request.url.path
@@ -162,11 +210,12 @@ def create_app(service: PluginService, executor: Executor, auth: BearerAuth, *, 
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
             Route("/v1/plugins", plugins, methods=["GET"]),
-            Route("/{path:path}", endpoint, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
+            Route("/{path:path}", elsewhere, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
         ],
         exception_handlers={HTTPException: http_error, Exception: http_error},
     )
-    return _Authenticated(app, auth) if auth.required else app
+    endpoints = _Endpoints(app, service, executor, max_request_bytes)
+    return _Authenticated(endpoints, auth) if auth.required else endpoints
 
 
 class _Authenticated:

@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import SynapseError, UsageError
+from ..errors import UsageError
 from .auth import Address, BearerAuth, check_exposure
 from .routing import RouteTable, served_listeners
 from .service import PluginService
@@ -129,8 +129,8 @@ class Server:
 
                 self._grpc = GrpcListener(
                     self.service,
-                    self.executor,
                     self.auth,
+                    threads=self.options.threads,
                     max_request_bytes=2 * limits.max_payload_bytes + ENVELOPE_BYTES,  # a Value outgrows its JSON
                     max_response_bytes=2 * limits.max_output_bytes + ENVELOPE_BYTES,
                     warn=self.warn,
@@ -147,12 +147,16 @@ class Server:
             await self._stop_listeners(0)
             raise UsageError(f"cannot listen: {exc.strerror or exc}") from None
         if self._grpc is not None:
-            await self._grpc.start()
+            self._grpc.start()
         if self._http is not None:
             await self._http.start()
 
     async def _stop_listeners(self, grace: float) -> None:
-        stops = [listener.stop(grace) for listener in (self._grpc, self._http) if listener is not None]
+        stops = []
+        if self._grpc is not None:
+            stops.append(asyncio.get_running_loop().run_in_executor(None, self._grpc.stop, grace))
+        if self._http is not None:
+            stops.append(self._http.stop(grace))
         if stops:
             await asyncio.gather(*stops, return_exceptions=True)
 
@@ -271,10 +275,3 @@ class BackgroundServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-def describe_failure(exc: BaseException) -> SynapseError:
-    """An unexpected failure while starting as a SynapseError (the CLI prints it as one line)."""
-    if isinstance(exc, SynapseError):
-        return exc
-    return SynapseError(f"the server failed to start: {type(exc).__name__}: {exc}")
