@@ -45,7 +45,7 @@ if TYPE_CHECKING:  # explicit imports for type checkers and readers; resolved la
     from .manifest import Manifest, load_manifest, parse_manifest
     from .plugin import Invocation, Plugin
     from .sdk import BaseHandler, Context
-    from .serve.client import RemotePlugin
+    from .serve.client import connect
 
 __all__ = [
     "BaseHandler",
@@ -105,6 +105,7 @@ _LAZY = {
     "parse_manifest": "manifest",
     "PluginFolder": "anatomy",
     "validate_folder": "anatomy",
+    "connect": "serve.client",
 }
 
 
@@ -117,24 +118,6 @@ def load(path: str | Path, *, debug: bool = False) -> Plugin | InProcessPlugin:
     from .manager import default_manager
 
     return default_manager().load(path, debug=debug)
-
-
-def connect(
-    url: str,
-    *,
-    plugin: str | None = None,
-    token: str | None = None,
-    token_file: str | Path | None = None,
-    timeout: float | None = None,
-) -> RemotePlugin:
-    """A plugin served at ``url`` (``grpc://HOST:PORT`` or ``http://HOST:PORT``), called like a local one.
-
-    The handle has the same ``run``/``invoke``/``run_batch`` as :func:`load`'s, and raises the same errors
-    with the same exit codes. See :mod:`synapse_nb.serve.client`.
-    """
-    from .serve.client import connect as connect_to
-
-    return connect_to(url, plugin=plugin, token=token, token_file=token_file, timeout=timeout)
 
 
 def load_ipython_extension(ipython: Any) -> None:

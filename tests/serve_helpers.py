@@ -154,15 +154,9 @@ def module_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A SYNAPSE_HOME for a module-scoped server (tests' own homes come and go around it); 64 KiB limits."""
     home = tmp_path_factory.mktemp("serve-home")
     (home / "config").write_text(SMALL_LIMITS)
-    before = os.environ.get("SYNAPSE_HOME")
-    os.environ["SYNAPSE_HOME"] = str(home)
-    try:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SYNAPSE_HOME", str(home))
         yield home
-    finally:
-        if before is None:
-            os.environ.pop("SYNAPSE_HOME", None)
-        else:
-            os.environ["SYNAPSE_HOME"] = before
 
 
 @contextmanager

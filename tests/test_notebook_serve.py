@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,7 +13,7 @@ from synapse_nb.errors import RegistryError, UsageError
 from synapse_nb.notebook.magics import SynapseMagics
 from synapse_nb.notebook.serve_view import ServingView, serve_command, stop_serving
 
-from .sandbox_helpers import require_nsjail
+from .test_notebook import shell  # noqa: F401  (the fixture: a real InteractiveShell with synapse_nb)
 
 HANDLER = """
 from synapse.sdk import BaseHandler
@@ -26,18 +25,11 @@ class Shout(BaseHandler):
 
 
 @pytest.fixture
-def shell(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[InteractiveShell]:
-    require_nsjail()
-    monkeypatch.chdir(tmp_path)
-    ip = InteractiveShell.instance()
-    ip.extension_manager.load_extension("synapse_nb")
-    session = next(m for m in ip.magics_manager.registry.values() if isinstance(m, SynapseMagics)).session
-    try:
-        yield ip
-    finally:
-        stop_serving(session)
-        ip.extension_manager.unload_extension("synapse_nb")
-        InteractiveShell.clear_instance()
+def served(request: pytest.FixtureRequest) -> Iterator[InteractiveShell]:
+    """test_notebook's ``shell`` fixture; the notebook's server (if any) stopped afterwards."""
+    ip: InteractiveShell = request.getfixturevalue("shell")
+    yield ip
+    stop_serving(session_of(ip))
 
 
 def session_of(ip: InteractiveShell) -> Any:
@@ -50,9 +42,9 @@ def define(ip: InteractiveShell, mark: str = "!") -> None:
     assert ip.run_cell(f"{line}\n{body}").success
 
 
-def test_a_notebook_serves_the_plugin_it_just_wrote_with_one_line(shell: InteractiveShell) -> None:
-    define(shell)
-    session = session_of(shell)
+def test_a_notebook_serves_the_plugin_it_just_wrote_with_one_line(served: InteractiveShell) -> None:
+    define(served)
+    session = session_of(served)
     view = serve_command(session, "shout")
     assert isinstance(view, ServingView)
     assert set(view.urls) == {"grpc", "http"}  # a notebook plugin's local interface, exposed over both
@@ -70,23 +62,23 @@ def test_a_notebook_serves_the_plugin_it_just_wrote_with_one_line(shell: Interac
     assert serve_command(session, "shout").urls == view.urls  # re-running the line shows the same server
 
 
-def test_a_redefined_cell_is_served_at_once(shell: InteractiveShell) -> None:
-    define(shell)
-    session = session_of(shell)
+def test_a_redefined_cell_is_served_at_once(served: InteractiveShell) -> None:
+    define(served)
+    session = session_of(served)
     view = serve_command(session, "shout --http :0")
     assert set(view.urls) == {"http"}
     plugin = synapse_nb.connect(view.urls["http"])
     assert plugin.run({"text": "a"}) == {"said": "A!"}
-    define(shell, mark="?")
+    define(served, mark="?")
     assert plugin.run({"text": "a"}) == {"said": "A?"}
     plugin.close()
 
 
 def test_stop_ends_the_server_and_leaves_the_plugin_running(
-    shell: InteractiveShell, capsys: pytest.CaptureFixture[str]
+    served: InteractiveShell, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    define(shell)
-    session = session_of(shell)
+    define(served)
+    session = session_of(served)
     url = serve_command(session, "shout --grpc 127.0.0.1:0").urls["grpc"]
     assert serve_command(session, "--stop") is None
     assert "server stopped" in capsys.readouterr().out
@@ -97,8 +89,8 @@ def test_stop_ends_the_server_and_leaves_the_plugin_running(
     assert "no server is running" in capsys.readouterr().out
 
 
-def test_serve_usage_errors(shell: InteractiveShell) -> None:
-    session = session_of(shell)
+def test_serve_usage_errors(served: InteractiveShell) -> None:
+    session = session_of(served)
     with pytest.raises(UsageError, match="no plugin named 'ghost'"):
         serve_command(session, "ghost")
     with pytest.raises(UsageError, match="name the plugin"):
@@ -107,6 +99,6 @@ def test_serve_usage_errors(shell: InteractiveShell) -> None:
         serve_command(session, "shout --bogus")
     with pytest.raises(UsageError, match="--grpc needs a value"):
         serve_command(session, "shout --grpc")
-    define(shell)
+    define(served)
     with pytest.raises(UsageError, match=r"refusing to listen on 0\.0\.0\.0"):
         serve_command(session, "shout --http 0.0.0.0:0")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ from grpc_health.v1 import health_pb2
 from grpc_reflection.v1alpha import reflection_pb2
 from grpc_status import rpc_status
 
+from synapse_nb.serve import calls
 from synapse_nb.serve.codec import from_value, to_value
 from synapse_nb.serve.proto.synapse.v1 import plugin_host_pb2 as pb
 
@@ -23,6 +24,7 @@ from .conftest import EXAMPLE
 from .serve_helpers import background_server, make_probe, module_home
 
 TOKEN = "s3cret-token-for-tests-0123456789"
+UNAUTHENTICATED = grpc.StatusCode.UNAUTHENTICATED
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +65,14 @@ def invoke(channel: grpc.Channel, request: pb.InvokeRequest, **kw: Any) -> pb.In
     return method(request, **kw)
 
 
+def refused(call: Callable[[], Any], code: grpc.StatusCode) -> grpc.RpcError:
+    """The error ``call()`` fails with, after checking its status code."""
+    with pytest.raises(grpc.RpcError) as caught:
+        call()
+    assert caught.value.code() == code
+    return caught.value
+
+
 def error_info(error: grpc.RpcError) -> dict[str, Any]:
     status = rpc_status.from_call(error)
     assert status is not None, "no google.rpc.Status in the trailers"
@@ -100,17 +110,13 @@ def test_the_endpoint_key_reaches_the_handler(channel: grpc.Channel) -> None:
 
 def test_an_http_endpoint_is_not_reachable_over_grpc(channel: grpc.Channel) -> None:
     request = pb.InvokeRequest(plugin="probe", endpoint="alt", payload_json="{}")
-    with pytest.raises(grpc.RpcError) as caught:
-        invoke(channel, request)
-    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
-    assert "served over http, not grpc" in caught.value.details()
+    error = refused(lambda: invoke(channel, request), grpc.StatusCode.NOT_FOUND)
+    assert "served over http, not grpc" in error.details()
 
 
 def test_invoke_without_plugin_name_is_refused_when_two_are_served(channel: grpc.Channel) -> None:
-    with pytest.raises(grpc.RpcError) as caught:
-        invoke(channel, pb.InvokeRequest(payload_json="{}"))
-    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
-    assert "serves 2 plugins" in caught.value.details()
+    error = refused(lambda: invoke(channel, pb.InvokeRequest(payload_json="{}")), grpc.StatusCode.NOT_FOUND)
+    assert "serves 2 plugins" in error.details()
 
 
 def test_invoke_batch_streams_one_response_per_item_in_order(channel: grpc.Channel) -> None:
@@ -149,9 +155,7 @@ def test_health_is_serving_for_the_server_and_each_plugin(channel: grpc.Channel)
     )
     for service in ("", "synapse.v1.PluginHost", "sentiment-analyzer", "probe"):
         assert check(health_pb2.HealthCheckRequest(service=service)).status == health_pb2.HealthCheckResponse.SERVING
-    with pytest.raises(grpc.RpcError) as caught:
-        check(health_pb2.HealthCheckRequest(service="no-such-plugin"))
-    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    refused(lambda: check(health_pb2.HealthCheckRequest(service="no-such-plugin")), grpc.StatusCode.NOT_FOUND)
 
 
 def reflect(channel: grpc.Channel, request: reflection_pb2.ServerReflectionRequest) -> Any:
@@ -193,13 +197,11 @@ def test_reflection_lists_and_describes_the_endpoint_paths_as_methods(channel: g
 def test_each_error_class_is_a_mapped_status_with_the_error_attached(
     channel: grpc.Channel, payload: dict[str, Any], code: grpc.StatusCode, exit_code: int, error_code: str
 ) -> None:
-    with pytest.raises(grpc.RpcError) as caught:
-        call_path(channel, "/probe.v1.Probe/Run", payload)
-    assert caught.value.code() == code
-    data = error_info(caught.value)
+    error = refused(lambda: call_path(channel, "/probe.v1.Probe/Run", payload), code)
+    data = error_info(error)
     assert (data["exit_code"], data["code"], data["plugin"]) == (exit_code, error_code, "probe")
-    assert caught.value.details() == data["message"]
-    assert "\n" not in caught.value.details()
+    assert error.details() == data["message"]
+    assert "\n" not in error.details()
     # the server and the plugin keep serving
     assert from_value(call_path(channel, "/probe.v1.Probe/Run", {"id": 5}).result)["id"] == 5
 
@@ -207,16 +209,15 @@ def test_each_error_class_is_a_mapped_status_with_the_error_attached(
 def test_the_payload_size_limit_is_resource_exhausted(channel: grpc.Channel, server: Any) -> None:
     limit = server.service.manager.config.sandbox.max_payload_bytes
     request = pb.InvokeRequest(plugin="probe", payload_json=json.dumps({"id": "x" * (limit + 1)}))
-    with pytest.raises(grpc.RpcError) as caught:
-        invoke(channel, request)
-    assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-    assert error_info(caught.value)["limit"] == "max_payload_bytes"
+    error = refused(lambda: invoke(channel, request), grpc.StatusCode.RESOURCE_EXHAUSTED)
+    assert error_info(error)["limit"] == "max_payload_bytes"
 
 
 def test_a_client_deadline_answers_deadline_exceeded_at_the_deadline(channel: grpc.Channel) -> None:
-    with pytest.raises(grpc.RpcError) as caught:
-        call_path(channel, "/probe.v1.Probe/Run", {"op": "sleep", "ms": 800}, timeout=0.2)
-    assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    refused(
+        lambda: call_path(channel, "/probe.v1.Probe/Run", {"op": "sleep", "ms": 800}, timeout=0.2),
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+    )
     assert from_value(call_path(channel, "/probe.v1.Probe/Run", {"id": 6}, timeout=5).result)["id"] == 6
 
 
@@ -229,11 +230,9 @@ def test_a_malformed_protobuf_is_invalid_argument_and_the_server_keeps_serving(
     channel: grpc.Channel, path: str, data: bytes
 ) -> None:
     method = channel.unary_unary(path, request_serializer=None, response_deserializer=None)
-    with pytest.raises(grpc.RpcError) as caught:
-        method(data)
-    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert "is not a valid" in caught.value.details()
-    assert error_info(caught.value)["exit_code"] == 3
+    error = refused(lambda: method(data), grpc.StatusCode.INVALID_ARGUMENT)
+    assert "is not a valid" in error.details()
+    assert error_info(error)["exit_code"] == 3
     assert from_value(call_path(channel, "/v1/analyze", {"text": "good"}).result) == {"result": [0.6]}
 
 
@@ -242,23 +241,20 @@ def test_a_payload_nested_too_deep_is_refused(channel: grpc.Channel) -> None:
     for _ in range(150):
         nested = [nested]
     request = pb.InvokeRequest(plugin="probe", payload_json=json.dumps({"id": 1, "n": nested}))
-    with pytest.raises(grpc.RpcError) as caught:
-        invoke(channel, request)
-    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert "nests deeper than 100" in caught.value.details()
+    error = refused(lambda: invoke(channel, request), grpc.StatusCode.INVALID_ARGUMENT)
+    assert "nests deeper than 100" in error.details()
 
 
 def test_an_idempotency_key_is_refused_until_policies_exist(channel: grpc.Channel) -> None:
-    with pytest.raises(grpc.RpcError) as caught:
-        call_path(channel, "/probe.v1.Probe/Run", {"id": 1}, metadata=[("idempotency-key", "k-1")])
-    assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED
-    assert "Idempotency-Key is not supported" in caught.value.details()
+    error = refused(
+        lambda: call_path(channel, "/probe.v1.Probe/Run", {"id": 1}, metadata=[("idempotency-key", "k-1")]),
+        grpc.StatusCode.UNIMPLEMENTED,
+    )
+    assert "Idempotency-Key is not supported" in error.details()
 
 
 def test_an_unknown_method_is_unimplemented(channel: grpc.Channel) -> None:
-    with pytest.raises(grpc.RpcError) as caught:
-        call_path(channel, "/v1/nothing", {})
-    assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    refused(lambda: call_path(channel, "/v1/nothing", {}), grpc.StatusCode.UNIMPLEMENTED)
 
 
 def test_with_a_token_every_call_needs_it(tmp_path: Path) -> None:
@@ -268,13 +264,25 @@ def test_with_a_token_every_call_needs_it(tmp_path: Path) -> None:
         grpc.insecure_channel(running.urls()["grpc"].removeprefix("grpc://")) as ch,
     ):
         for metadata in ([], [("authorization", "Bearer wrong-token-wrong-token")]):
-            with pytest.raises(grpc.RpcError) as caught:
-                call_path(ch, "/probe.v1.Probe/Run", {"id": 1}, metadata=metadata)
-            assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
-            assert error_info(caught.value)["exit_code"] == 9
+            error = refused(
+                lambda m=metadata: call_path(ch, "/probe.v1.Probe/Run", {"id": 1}, metadata=m), UNAUTHENTICATED
+            )
+            assert error_info(error)["exit_code"] == 9
         check = ch.unary_unary("/grpc.health.v1.Health/Check", request_serializer=None, response_deserializer=None)
-        with pytest.raises(grpc.RpcError) as caught:
-            check(b"")
-        assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        refused(lambda: check(b""), UNAUTHENTICATED)
         good = [("authorization", f"Bearer {TOKEN}")]
         assert from_value(call_path(ch, "/probe.v1.Probe/Run", {"id": 2}, metadata=good).result)["id"] == 2
+
+
+@pytest.mark.xfail(
+    not calls.core_takes_timeout(),
+    reason="the core's invoke() does not take timeout_ms yet: the deadline is answered by gRPC, the worker runs on",
+    strict=True,
+)
+def test_a_client_deadline_becomes_the_plugins_timeout(channel: grpc.Channel) -> None:
+    with pytest.raises(grpc.RpcError) as caught:
+        call_path(channel, "/probe.v1.Probe/Run", {"op": "sleep", "ms": 900}, timeout=0.4)
+    data = error_info(caught.value)  # the core's own PluginTimeout, not only the transport's deadline
+    assert data["exit_code"] == 5
+    assert "worker was killed" in data["message"]
+    assert int(data["value"].removesuffix("ms")) < 400

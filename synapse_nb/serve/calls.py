@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+from collections.abc import Callable
 from concurrent.futures import Executor
 from typing import TYPE_CHECKING, Any
 
@@ -39,7 +40,7 @@ __all__ = [
     "deadline_timeout_ms",
     "invoke",
     "invoke_batch",
-    "run_blocking",
+    "prepare",
     "run_in_thread",
 ]
 
@@ -104,7 +105,7 @@ def invoke_batch(
     return plugin.invoke_batch(items, endpoint=route.key, **_timeout_kwargs(timeout_ms, Plugin.invoke_batch))
 
 
-def run_blocking(
+def prepare(
     service: PluginService,
     route: Route,
     payload: Any,
@@ -112,17 +113,21 @@ def run_blocking(
     remaining_s: float | None,
     idempotency_key: str | None,
     batch: bool,
-) -> Invocation:
-    """Run one call on this thread (the gRPC server's), counted in flight, within the client's deadline.
+) -> tuple[int | None, Callable[[], Invocation]]:
+    """The call's timeout (None: the declared one) and its blocking work, counted in flight while it runs.
 
-    The transport answers DEADLINE_EXCEEDED itself when the deadline passes; the deadline reaches the worker
-    as its timeout once the core takes ``timeout_ms``.
+    The gRPC listener runs the work on its own thread (gRPC itself answers DEADLINE_EXCEEDED when the deadline
+    passes); the HTTP listener through :func:`run_in_thread`.
     """
     declared = service.manifest(route.plugin).execution.timeout_ms
     timeout_ms = deadline_timeout_ms(remaining_s, declared, plugin=route.plugin)
     run = invoke_batch if batch else invoke
-    with service.call(route.plugin):
-        return run(service.manager, route, payload, timeout_ms=timeout_ms, idempotency_key=idempotency_key)
+
+    def work() -> Invocation:
+        with service.call(route.plugin):
+            return run(service.manager, route, payload, timeout_ms=timeout_ms, idempotency_key=idempotency_key)
+
+    return timeout_ms, work
 
 
 async def run_in_thread(
@@ -137,17 +142,12 @@ async def run_in_thread(
 ) -> Invocation:
     """Run one call (``batch``: ``payload`` is the list of items) in ``executor``, within the client's deadline.
 
-    Both transports come through here. The call is counted in flight (shutdown and reload wait for it); when
+    The HTTP listener comes through here. The call is counted in flight (shutdown and reload wait for it); when
     the deadline passes first, the caller gets PluginTimeout at the deadline.
     """
-    declared = service.manifest(route.plugin).execution.timeout_ms
-    timeout_ms = deadline_timeout_ms(remaining_s, declared, plugin=route.plugin)
-    run = invoke_batch if batch else invoke
-
-    def work() -> Invocation:
-        with service.call(route.plugin):
-            return run(service.manager, route, payload, timeout_ms=timeout_ms, idempotency_key=idempotency_key)
-
+    timeout_ms, work = prepare(
+        service, route, payload, remaining_s=remaining_s, idempotency_key=idempotency_key, batch=batch
+    )
     future = asyncio.get_running_loop().run_in_executor(executor, work)
     if timeout_ms is None:
         return await future

@@ -301,7 +301,7 @@ class GrpcListener:
     # -- calls -------------------------------------------------------------------------------------------------
     def call(self, route: Route, payload: Any, context: grpc.ServicerContext, *, batch: bool) -> Invocation:
         """Run ``payload`` (a list of items for a batch) on this thread, within the client's deadline."""
-        return calls.run_blocking(
+        _timeout_ms, work = calls.prepare(
             self.service,
             route,
             payload,
@@ -309,6 +309,7 @@ class GrpcListener:
             idempotency_key=_metadata(context, "idempotency-key"),
             batch=batch,
         )
+        return work()
 
     def _invoke(self, request: bytes, context: grpc.ServicerContext) -> bytes:
         try:
