@@ -41,7 +41,7 @@ demo: $(STAMP)
 # JupyterLab with the tutorials (the "Python 3 (Synapse)" kernel preloads the extension).
 lab: $(STAMP)
 	$(CLI) kernel install --prefix $(VENV)
-	$(VENV)/bin/jupyter lab notebooks/
+	$(VENV)/bin/jupyter lab notebooks/ $$( [ "$$(id -u)" = 0 ] && echo --allow-root )
 
 # Regenerate the committed protobuf code of synapse_nb/serve (tests/test_serve_proto.py checks it is current).
 PROTO_ROOT := synapse_nb/serve/proto

@@ -37,10 +37,10 @@ class Probe(BaseHandler):
             os._exit(3)
         elif op == "big":
             return {"id": data.get("id"), "blob": "x" * data["bytes"]}
-        return {"id": data.get("id"), "endpoint": self.context.endpoint, "n": data.get("n")}
+        return {"id": data.get("id"), "method": "execute", "n": data.get("n")}
 
     def alt(self, data):
-        return self.execute(data)
+        return {**self.execute(data), "method": "alt"}
 
     def execute_batch(self, items):
         return [self.execute(item) for item in items]

@@ -13,7 +13,7 @@ import pytest
 
 from synapse_nb.cli import main
 from synapse_nb.errors import PluginTimeout, ResourceLimitExceeded, SandboxError
-from synapse_nb.plugin import Plugin
+from synapse_nb.plugin import load
 from synapse_nb.sandbox.host import detect_host
 from synapse_nb.sandbox.isolation import admit, expected_isolation, probe, static_capabilities
 from synapse_nb.sandbox.policy import SandboxPolicy
@@ -120,7 +120,7 @@ def test_the_probe_starts_a_trial_jail_on_this_host() -> None:
 def test_a_forced_process_level_is_refused_without_the_opt_in(synapse_home: Path, tmp_path: Path) -> None:
     configure(synapse_home, "sandbox:\n  isolation: process\n")
     with pytest.raises(SandboxError, match="without an explicit opt-in") as info:
-        Plugin(write_plugin(tmp_path / "p", "return {}", name="forced"))
+        load(write_plugin(tmp_path / "p", "return {}", name="forced"))
     assert info.value.exit_code == 8
 
 
@@ -129,7 +129,7 @@ def test_the_process_level_runs_with_rlimits_a_new_session_and_a_cleared_environ
 ) -> None:
     configure(synapse_home, "sandbox:\n  isolation: process\n  require: any\n  nofile: 100\n")
     monkeypatch.setenv("SYNAPSE_TEST_CANARY", "HOST-ENV-CANARY")
-    plugin = Plugin(write_plugin(tmp_path / "p", INSPECT, name="proc-level"))
+    plugin = load(write_plugin(tmp_path / "p", INSPECT, name="proc-level"))
     try:
         invocation = plugin.invoke({})
         result = invocation.result
@@ -155,7 +155,7 @@ def test_the_process_level_runs_with_rlimits_a_new_session_and_a_cleared_environ
 
 def test_the_opt_in_can_be_given_by_the_caller(synapse_home: Path, tmp_path: Path) -> None:
     configure(synapse_home, "sandbox:\n  isolation: process\n")
-    plugin = Plugin(write_plugin(tmp_path / "p", "return {'ok': True}", name="opted-in"), allow_process_isolation=True)
+    plugin = load(write_plugin(tmp_path / "p", "return {'ok': True}", name="opted-in"), allow_process_isolation=True)
     try:
         assert plugin.invoke({}).meta["isolation"] == "process"
     finally:
@@ -165,8 +165,8 @@ def test_the_opt_in_can_be_given_by_the_caller(synapse_home: Path, tmp_path: Pat
 def test_limits_and_timeouts_hold_at_the_process_level(synapse_home: Path, tmp_path: Path) -> None:
     configure(synapse_home, "sandbox:\n  isolation: process\n  require: any\n  fsize_mb: 1\n")
     body = "open(os.environ['TMPDIR'] + '/big', 'wb').write(b'x' * (2 << 20))"
-    big = Plugin(write_plugin(tmp_path / "big", body, name="big-file"))
-    slow = Plugin(write_plugin(tmp_path / "slow", "time.sleep(30)", name="slow", timeout="300ms"))
+    big = load(write_plugin(tmp_path / "big", body, name="big-file"))
+    slow = load(write_plugin(tmp_path / "slow", "time.sleep(30)", name="slow", timeout="300ms"))
     try:
         with pytest.raises(ResourceLimitExceeded, match="file size limit exceeded: fsize_mb=1"):
             big.run({})
@@ -188,7 +188,7 @@ def test_network_scopes_are_refused_at_the_process_level(synapse_home: Path, tmp
     configure(synapse_home, "sandbox:\n  isolation: process\n  require: any\n")
     folder = write_network_plugin(tmp_path / "net", "return {}", ["api.example.com"], name="net-proc")
     with pytest.raises(SandboxError, match="which process-level isolation cannot confine") as info:
-        Plugin(folder)
+        load(folder)
     assert info.value.exit_code == 8
 
 
@@ -217,7 +217,7 @@ def test_where_nsjail_cannot_create_namespaces_plugins_are_refused_naming_the_ca
 ) -> None:
     configure(synapse_home, f"sandbox:\n  nsjail: {failing_nsjail}\n")
     with pytest.raises(SandboxError) as info:
-        Plugin(write_plugin(tmp_path / "p", "return {}", name="no-namespaces"))
+        load(write_plugin(tmp_path / "p", "return {}", name="no-namespaces"))
     message = str(info.value)
     assert info.value.exit_code == 8
     assert "without an explicit opt-in (namespaces: nsjail could not create the jail: clone(flags=" in message
@@ -230,7 +230,7 @@ def test_where_nsjail_cannot_create_namespaces_the_opt_in_runs_at_process_level(
     synapse_home: Path, tmp_path: Path, failing_nsjail: Path
 ) -> None:
     configure(synapse_home, f"sandbox:\n  nsjail: {failing_nsjail}\n  require: any\n")
-    plugin = Plugin(write_plugin(tmp_path / "p", INSPECT, name="fell-back"))
+    plugin = load(write_plugin(tmp_path / "p", INSPECT, name="fell-back"))
     try:
         invocation = plugin.invoke({})
         assert invocation.meta["isolation"] == "process"
@@ -251,4 +251,4 @@ def test_a_plugin_that_crashes_while_starting_under_a_working_nsjail_is_not_take
 
     sign_folder(folder)
     with pytest.raises(SandboxError, match="worker exited while starting with status 3"):
-        Plugin(folder)
+        load(folder)

@@ -220,7 +220,7 @@ def test_state_that_is_not_json_is_a_clear_error_and_the_old_state_is_kept(make:
     """
     with load(make(body)) as plugin:
         plugin.run({"n": 1})
-        with pytest.raises(PluginFailed, match=r"self\.state is not JSON-serialisable"):
+        with pytest.raises(PluginFailed, match=r"self\.state is not a JSON-serialisable dict"):
             plugin.run({})
         assert plugin.state == {"n": 1}
 

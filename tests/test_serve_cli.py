@@ -14,6 +14,7 @@ import synapse_nb
 from synapse_nb.cli import main
 from synapse_nb.errors import RegistryError, SynapseError
 
+from .sandbox_helpers import state_key
 from .serve_helpers import CliServer, make_counter, make_probe
 
 
@@ -85,7 +86,7 @@ def test_sigterm_drains_calls_in_flight_then_tears_down_with_state_saved(tmp_pat
         assert server.proc.wait(timeout=30) == 0
     from synapse_nb.state import open_store
 
-    assert open_store().load_state("counter") == {"n": len(handles)}
+    assert open_store().load_state(state_key("counter")) == {"n": len(handles)}
 
 
 def test_sighup_replaces_a_changed_plugin_and_keeps_it_when_the_change_is_not_signed(

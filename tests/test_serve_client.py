@@ -70,9 +70,11 @@ def test_large_integers_cross_exactly(probe: Any) -> None:
 
 
 def test_the_endpoint_is_chosen_by_key_or_path_among_those_served_over_the_transport(probe: Any) -> None:
-    key, path = ("primary", "/probe.v1.Probe/Run") if probe.over == "grpc" else ("alt", "/probe/run")
-    assert probe.run({"id": 1}, endpoint=key)["endpoint"] == key
-    assert probe.run({"id": 1}, endpoint=path)["endpoint"] == key
+    key, path, method = (
+        ("primary", "/probe.v1.Probe/Run", "execute") if probe.over == "grpc" else ("alt", "/probe/run", "alt")
+    )
+    assert probe.run({"id": 1}, endpoint=key)["method"] == method
+    assert probe.run({"id": 1}, endpoint=path)["method"] == method
     other = "alt" if probe.over == "grpc" else "primary"
     with pytest.raises(UsageError, match=f"no endpoint '{other}' is served over {probe.over}"):
         probe.run({"id": 1}, endpoint=other)

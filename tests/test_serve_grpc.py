@@ -16,7 +16,6 @@ from grpc_health.v1 import health_pb2
 from grpc_reflection.v1alpha import reflection_pb2
 from grpc_status import rpc_status
 
-from synapse_nb.serve import calls
 from synapse_nb.serve.codec import from_value, to_value
 from synapse_nb.serve.proto.synapse.v1 import plugin_host_pb2 as pb
 
@@ -97,7 +96,7 @@ def test_plugin_host_invoke_takes_a_value_or_exact_json(channel: grpc.Channel) -
     by_value = pb.InvokeRequest(plugin="probe", endpoint="primary")
     to_value({"id": 7, "n": 2.5}, by_value.payload)
     answer = from_value(invoke(channel, by_value).result)
-    assert answer == {"id": 7, "endpoint": "primary", "n": 2.5}
+    assert answer == {"id": 7, "method": "execute", "n": 2.5}
     assert isinstance(answer["id"], int)  # an integral double comes back as an int, as from JSON
     by_json = pb.InvokeRequest(plugin="probe", endpoint="/probe.v1.Probe/Run", payload_json='{"id": 9007199254740993}')
     assert json.loads(invoke(channel, by_json).result_json)["id"] == 9007199254740993  # exact beyond 2**53
@@ -105,7 +104,7 @@ def test_plugin_host_invoke_takes_a_value_or_exact_json(channel: grpc.Channel) -
 
 def test_the_endpoint_key_reaches_the_handler(channel: grpc.Channel) -> None:
     answer = from_value(call_path(channel, "/probe.v1.Probe/Run", {"id": 1}).result)
-    assert answer["endpoint"] == "primary"
+    assert answer["method"] == "execute"  # primary -> execute
 
 
 def test_an_http_endpoint_is_not_reachable_over_grpc(channel: grpc.Channel) -> None:
@@ -274,11 +273,6 @@ def test_with_a_token_every_call_needs_it(tmp_path: Path) -> None:
         assert from_value(call_path(ch, "/probe.v1.Probe/Run", {"id": 2}, metadata=good).result)["id"] == 2
 
 
-@pytest.mark.xfail(
-    not calls.core_takes_timeout(),
-    reason="the core's invoke() does not take timeout_ms yet: the deadline is answered by gRPC, the worker runs on",
-    strict=True,
-)
 def test_a_client_deadline_becomes_the_plugins_timeout(channel: grpc.Channel) -> None:
     with pytest.raises(grpc.RpcError) as caught:
         call_path(channel, "/probe.v1.Probe/Run", {"op": "sleep", "ms": 900}, timeout=0.4)

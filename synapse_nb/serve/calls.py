@@ -5,9 +5,8 @@ request may ask of the core is decided here and only here:
 
 - the endpoint is the route's *key* (``primary``), which the core maps to the handler method;
 - a client deadline becomes the call's timeout when it is shorter than ``spec.execution.timeout``
-  (:func:`deadline_timeout_ms`); it reaches the worker as ``timeout_ms=`` once the core's ``invoke`` takes
-  that argument (:func:`core_takes_timeout`). Until then the transports still answer DEADLINE_EXCEEDED / 504
-  at the deadline, but the worker finishes (or times out) on the plugin's own timeout;
+  (:func:`deadline_timeout_ms`), handed to the core as ``timeout_ms=``: the worker is stopped at the deadline
+  and the caller gets PluginTimeout (exit 5), not only the transport's DEADLINE_EXCEEDED;
 - an idempotency key (``Idempotency-Key`` header, ``idempotency-key`` metadata) is refused with a clear error
   (:func:`check_idempotency_key`) until the execution policies exist: a key that is accepted and ignored would
   let a retried call run twice.
@@ -16,8 +15,6 @@ request may ask of the core is decided here and only here:
 from __future__ import annotations
 
 import asyncio
-import functools
-import inspect
 from collections.abc import Callable
 from concurrent.futures import Executor
 from typing import TYPE_CHECKING, Any
@@ -36,7 +33,6 @@ ANSWER_MARGIN_MS = 20
 
 __all__ = [
     "check_idempotency_key",
-    "core_takes_timeout",
     "deadline_timeout_ms",
     "invoke",
     "invoke_batch",
@@ -57,12 +53,6 @@ def check_idempotency_key(key: str | None) -> None:
         )
 
 
-@functools.cache
-def core_takes_timeout(function: Any = PluginManager.invoke) -> bool:
-    """Whether the core's ``function`` accepts ``timeout_ms=`` (the lead is adding it to the pipeline)."""
-    return "timeout_ms" in inspect.signature(function).parameters
-
-
 def deadline_timeout_ms(remaining_s: float | None, declared_ms: int, *, plugin: str) -> int | None:
     """The call's timeout for a client deadline ``remaining_s`` seconds away: None keeps the declared one.
 
@@ -80,18 +70,12 @@ def deadline_timeout_ms(remaining_s: float | None, declared_ms: int, *, plugin: 
     return remaining_ms if remaining_ms < declared_ms else None
 
 
-def _timeout_kwargs(timeout_ms: int | None, function: Any) -> dict[str, Any]:
-    return {"timeout_ms": timeout_ms} if timeout_ms is not None and core_takes_timeout(function) else {}
-
-
 def invoke(
     manager: PluginManager, route: Route, payload: Any, *, timeout_ms: int | None, idempotency_key: str | None
 ) -> Invocation:
     """One call of ``route`` through the core pipeline (blocking: run it in a worker thread)."""
     check_idempotency_key(idempotency_key)
-    return manager.invoke(
-        route.plugin, payload, endpoint=route.key, **_timeout_kwargs(timeout_ms, PluginManager.invoke)
-    )
+    return manager.invoke(route.plugin, payload, endpoint=route.key, timeout_ms=timeout_ms)
 
 
 def invoke_batch(
@@ -102,7 +86,7 @@ def invoke_batch(
     plugin = manager.activate(route.plugin)
     if not isinstance(plugin, Plugin):  # the service refuses debug (in-process) plugins when it activates them
         raise SandboxError(f"{route.plugin}: only sandboxed plugins are served", plugin=route.plugin)
-    return plugin.invoke_batch(items, endpoint=route.key, **_timeout_kwargs(timeout_ms, Plugin.invoke_batch))
+    return plugin.invoke_batch(items, endpoint=route.key, timeout_ms=timeout_ms)
 
 
 def prepare(
@@ -116,8 +100,8 @@ def prepare(
 ) -> tuple[int | None, Callable[[], Invocation]]:
     """The call's timeout (None: the declared one) and its blocking work, counted in flight while it runs.
 
-    The gRPC listener runs the work on its own thread (gRPC itself answers DEADLINE_EXCEEDED when the deadline
-    passes); the HTTP listener through :func:`run_in_thread`.
+    The gRPC listener runs the work on its own thread (the core stops the worker at the deadline, and gRPC
+    answers DEADLINE_EXCEEDED should anything else be late); the HTTP listener through :func:`run_in_thread`.
     """
     declared = service.manifest(route.plugin).execution.timeout_ms
     timeout_ms = deadline_timeout_ms(remaining_s, declared, plugin=route.plugin)
@@ -151,8 +135,8 @@ async def run_in_thread(
     future = asyncio.get_running_loop().run_in_executor(executor, work)
     if timeout_ms is None:
         return await future
-    # With the core honouring timeout_ms, its own PluginTimeout (worker killed) comes first; this is the net.
-    edge_ms = timeout_ms + EDGE_MARGIN_MS if core_takes_timeout() else timeout_ms
+    # The core's own PluginTimeout (its worker stopped) comes first; this is the net, should the call queue.
+    edge_ms = timeout_ms + EDGE_MARGIN_MS
     try:
         return await asyncio.wait_for(asyncio.shield(future), edge_ms / 1000)
     except asyncio.TimeoutError:

@@ -14,9 +14,9 @@ threads from start to end, with no hand-off between an event loop and a worker t
 - ``grpc.reflection.v1alpha.ServerReflection``.
 
 Requests are parsed here (never by gRPC's deserializers), so a malformed protobuf is a clear INVALID_ARGUMENT
-and the server keeps serving. A client deadline becomes the plugin's timeout (:mod:`.calls`); gRPC itself
-answers DEADLINE_EXCEEDED when it passes. Errors are ``google.rpc.Status`` with a ``google.rpc.ErrorInfo`` detail (see
-:mod:`.errors`). With a token, an interceptor refuses every call that does not carry it.
+and the server keeps serving. A client deadline becomes the plugin's timeout (:mod:`.calls`). Errors are
+``google.rpc.Status`` with a ``google.rpc.ErrorInfo`` detail (see :mod:`.errors`). With a token, an
+interceptor refuses every call that does not carry it.
 """
 
 from __future__ import annotations

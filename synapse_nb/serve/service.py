@@ -246,11 +246,11 @@ class PluginService:
         record = self.manager.get(name)
         plugin = record.plugin
         digest = scan_folder(record.path).digest
-        if isinstance(plugin, Plugin) and plugin.snapshot.digest == digest:
+        if isinstance(plugin, Plugin) and plugin.digest == digest:
             return f"{name}: unchanged ({digest[:12]})"
         old = self.manifest(name)
         try:
-            folder = validate_folder(record.path, check_import=False)
+            folder = validate_folder(record.path)
             if not self.manager.insecure_allow_unsigned:
                 from ..signing import verify_folder
 
@@ -259,8 +259,7 @@ class PluginService:
         except SynapseError as exc:
             return f"{name}: kept {old.version}: the changed folder is refused: {exc}"
         with self._exclusive(name):
-            if record.plugin is not None:
-                self.manager.teardown(name)  # the handler's teardown; its state is saved for the new version
+            # The manager replaces the running version: its teardown runs, its state carries over.
             new = self.manager.load(record.path)
         extra = f"; {note}" if note else ""
         return f"{name}: replaced {old.version} with {new.manifest.version} ({digest[:12]}){extra}"
