@@ -17,7 +17,7 @@ import sys
 from typing import Any
 
 from ..errors import UsageError
-from .output import Output
+from .output import Output, escape_terminal
 
 
 def register(subparsers: dict[str, Any], groups: Any) -> None:
@@ -103,22 +103,22 @@ def run(args: argparse.Namespace, out: Output) -> int:
             for name in service.names:
                 plugin = manager.get(name).plugin
                 isolation = plugin.isolation if plugin is not None else "?"
-                print(f"serving {name} {service.manifest(name).version} ({isolation})", flush=True)
+                out.info(f"serving {name} {service.manifest(name).version} ({isolation})")
             for url in server.urls().values():
-                print(f"listening: {url}", flush=True)
+                out.info(f"listening: {url}")
             for line in route_lines(service, server.urls()):
-                print(line, flush=True)
+                out.info(line)
             hint = f"$(cat {args.token_file})" if args.token_file else None
             for command in example_commands(service, server.urls(), token_hint=hint):
-                print(f"  try: {command}", flush=True)
-            print(f"ready (pid {os.getpid()}): SIGTERM or Ctrl-C stops, SIGHUP reloads", flush=True)
+                out.info(f"  try: {command}")
+            out.info(f"ready (pid {os.getpid()}): SIGTERM or Ctrl-C stops, SIGHUP reloads")
 
             def stopping(in_flight: int) -> None:
-                print(f"stopping: {in_flight} calls in flight, up to {args.grace:g} s to finish", flush=True)
+                out.info(f"stopping: {in_flight} calls in flight, up to {args.grace:g} s to finish")
 
             left = await server.run_until_signalled(on_reload=_print_reload, on_stop=stopping)
             how = f"; {left} calls were still running after the {args.grace:g} s grace" if left else ""
-            print(f"stopped: plugins torn down, state saved{how}", flush=True)
+            out.info(f"stopped: plugins torn down, state saved{how}")
             return 0
 
         return asyncio.run(main())
@@ -128,4 +128,4 @@ def run(args: argparse.Namespace, out: Output) -> int:
 
 def _print_reload(lines: list[str]) -> None:
     for line in lines:
-        print(f"reload: {line}", file=sys.stderr, flush=True)
+        print(f"reload: {escape_terminal(line)}", file=sys.stderr, flush=True)

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import UsageError
+from ..textsafe import escape_terminal
 from .cellplugin import NotebookSession
 
 __all__ = ["ServingView", "serve_command", "stop_serving"]
@@ -54,7 +55,7 @@ class ServingView:
         return out
 
     def __repr__(self) -> str:
-        return "\n".join(self.lines())
+        return escape_terminal("\n".join(self.lines()))  # example payloads come from the plugin's schema
 
     def _repr_html_(self) -> str:
         rows = "".join(

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import UsageError
+from ..textsafe import escape_terminal
 from .auth import Address, BearerAuth, check_exposure
 from .routing import RouteTable, served_listeners
 from .service import PluginService
@@ -82,7 +83,7 @@ class Server:
     ) -> None:
         self.service = service
         self.options = options
-        self.warn = warn or (lambda text: print(f"warning: {text}", file=sys.stderr, flush=True))
+        self.warn = warn or (lambda text: print(f"warning: {escape_terminal(text)}", file=sys.stderr, flush=True))
         self.auth = BearerAuth(options.token)
         self.executor = ThreadPoolExecutor(max_workers=options.threads, thread_name_prefix="synapse-serve")
         self.grpc_port: int | None = None
