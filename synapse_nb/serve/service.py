@@ -47,7 +47,7 @@ def check_replacement(old: Manifest, new: Manifest) -> str | None:
     if old.name != new.name:
         raise UsageError(f"{old.name}: the folder now declares the name {new.name!r}; restart the server to serve it")
     if new.version.major != old.version.major:
-        return f"major version {old.version.major} -> {new.version.major}"
+        return f"major version {old.version.major} -> {new.version.major}: its state starts fresh"
     return None
 
 
