@@ -9,11 +9,11 @@
   clients, the Python API by 64 threads calling ``plugin.run``), combined as ``1 / (1/echo + 1/plugin)``:
   at least 0.8x.
 
-Latency samples of the floors and the served plugin are taken in turn within one loop (the order rotates
-each round), so every call finds the other processes idle; informational rows give the same p50s measured
-back to back (each server kept busy), where a served call pays for the extra thread and process wake-ups
-that the floors, measured apart, do not chain. Throughput is measured floor, served, floor... in each round.
-The rows report the median over rounds and the rounds' spread.
+Latency samples of the floors and the served plugin are taken in turn within one loop (``common.interleaved``),
+so every call finds the other processes idle; informational rows give the same p50s measured back to back
+(each server kept busy), where a served call pays for the extra thread and process wake-ups that the floors,
+measured apart, do not chain. Throughput is measured floor, served, floor... in each round. The rows report
+the median over rounds and the spread of the per-round ratios.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ import asyncio
 import http.client
 import json
 import signal
-import statistics
 import subprocess
 import sys
 import time
@@ -34,7 +33,7 @@ from synapse_nb.plugin import load
 from synapse_nb.signing import sign_folder
 
 from .bench_sandbox import PAYLOAD, make_noop
-from .common import Row, percentile, scratch_home
+from .common import Rounds, Row, interleaved, percentile, scratch_home
 
 CLIENTS = 64
 INTERFACES = """\
@@ -177,27 +176,6 @@ def api_load(plugin: Any, per_client: int) -> float:
         return CLIENTS * per_client / (time.perf_counter() - t0)
 
 
-def interleaved(calls: dict[str, Callable[[], Any]], n: int, warmup: int = 50) -> dict[str, list[float]]:
-    """``n`` durations (ms, sorted) of each call, taken in turn within one loop so that all see the same load."""
-    for fn in calls.values():
-        for _ in range(warmup):
-            fn()
-    out: dict[str, list[float]] = {name: [] for name in calls}
-    for _ in range(n):
-        for name, fn in calls.items():
-            t0 = time.perf_counter()
-            fn()
-            out[name].append((time.perf_counter() - t0) * 1000)
-    for values in out.values():
-        values.sort()
-    return out
-
-
-def spread(values: list[float]) -> str:
-    middle = statistics.median(values)
-    return f"{(max(values) - min(values)) / middle * 100:.0f}%" if middle else "-"
-
-
 def run(quick: bool = False) -> list[Row]:
     rounds, n, per_client = (3, 150, 15) if quick else (5, 400, 40)
     with scratch_home("bench_serve", jail=True) as home:
@@ -212,23 +190,20 @@ def run(quick: bool = False) -> list[Row]:
             ours_http_port = int(ours.url("http").rsplit(":", 1)[1])
             echo_grpc_port = int(grpc_echo.lines[-1].split()[-1])
             echo_http_port = int(http_echo.lines[-1].split()[-1])
-            latency: dict[str, Callable[[], Any]] = {
+            calls: dict[str, Callable[[], Any]] = {
                 "api": lambda: plugin.run(PAYLOAD),
                 "grpc-echo": grpc_call(echo_grpc_port, "/echo.Echo/Echo"),
                 "grpc-ours": grpc_call(ours_grpc_port, "/noop/Run"),
                 "http-echo": http_call(echo_http_port, "/echo"),
                 "http-ours": http_call(ours_http_port, "/v1/noop"),
             }
-            p50: dict[str, list[float]] = {name: [] for name in latency}
-            hot: dict[str, list[float]] = {name: [] for name in latency}  # back to back: informational
-            rps: dict[str, list[float]] = {k: [] for k in ("api", "grpc-echo", "grpc-ours", "http-echo", "http-ours")}
-            names = list(latency)
-            for r in range(rounds):
-                order = names[r % len(names) :] + names[: r % len(names)]  # rotate the order each round
-                for name, values in interleaved({name: latency[name] for name in order}, n).items():
-                    p50[name].append(percentile(values, 50))
-                for name in order:
-                    hot[name].append(percentile(interleaved({name: latency[name]}, n)[name], 50))
+            p50 = interleaved(calls, rounds=rounds, per_round=n, statistic=lambda v: percentile(v, 50))
+            # Back to back (each server kept busy): informational.
+            hot = Rounds({name: interleaved({name: fn}, rounds=rounds, per_round=n,
+                                            statistic=lambda v: percentile(v, 50)).values[name]
+                          for name, fn in calls.items()})  # fmt: skip
+            rps: dict[str, list[float]] = {name: [] for name in calls}
+            for _ in range(rounds):  # floor, served, floor, served: each round sees the same load
                 rps["api"].append(api_load(plugin, per_client))
                 rps["grpc-echo"].append(asyncio.run(grpc_load(echo_grpc_port, "/echo.Echo/Echo", per_client)))
                 rps["grpc-ours"].append(asyncio.run(grpc_load(ours_grpc_port, "/noop/Run", per_client)))
@@ -238,28 +213,27 @@ def run(quick: bool = False) -> list[Row]:
             plugin.teardown()
             for child in (ours, grpc_echo, http_echo):
                 child.stop()
-    med = {name: statistics.median(values) for name, values in p50.items()}
-    back = {name: statistics.median(values) for name, values in hot.items()}
-    thr = {name: statistics.median(values) for name, values in rps.items()}
-    for name in p50:
-        print(f"bench_serve: {name} p50 {med[name]:.3f} ms (spread {spread(p50[name])})", file=sys.stderr)
-    for name in rps:
-        print(f"bench_serve: {name} {thr[name]:.0f} req/s (spread {spread(rps[name])})", file=sys.stderr)
-
-    def combined(echo: str) -> float:
-        return 1 / (1 / thr[echo] + 1 / thr["api"])
-
+    for timings in (p50, hot):  # the floors of a served call: the transport's echo plus the plugin's warm call
+        for proto in ("grpc", "http"):
+            timings.values[f"{proto}-floor"] = [
+                echo + api for echo, api in zip(timings.values[f"{proto}-echo"], timings.values["api"], strict=True)
+            ]
+    throughput = Rounds(rps)
+    for proto in ("grpc", "http"):  # both floors' costs paid in turn: 1 / (1/echo + 1/plugin)
+        throughput.values[f"{proto}-floor"] = [
+            1 / (1 / echo + 1 / api) for echo, api in zip(rps[f"{proto}-echo"], rps["api"], strict=True)
+        ]
     return [
-        Row("serve", f"gRPC unary p50, no-op plugin (spread {spread(p50['grpc-ours'])})", med["grpc-ours"],
-            med["grpc-echo"] + med["api"], "grpc.aio echo + plugin.run p50", 1.5),
-        Row("serve", f"HTTP POST p50, no-op plugin (spread {spread(p50['http-ours'])})", med["http-ours"],
-            med["http-echo"] + med["api"], "Starlette/uvicorn echo + plugin.run p50", 1.5),
-        Row("serve", "gRPC unary p50 back to back (info)", back["grpc-ours"], back["grpc-echo"] + back["api"],
-            "the same floors, back to back", None),
-        Row("serve", "HTTP POST p50 back to back (info)", back["http-ours"], back["http-echo"] + back["api"],
-            "the same floors, back to back", None),
-        Row("serve", f"gRPC throughput, {CLIENTS} clients (spread {spread(rps['grpc-ours'])})", thr["grpc-ours"],
-            combined("grpc-echo"), "1/(1/echo + 1/plugin.run)", 0.8, unit="req/s", higher_is_better=True),
-        Row("serve", f"HTTP throughput, {CLIENTS} clients (spread {spread(rps['http-ours'])})", thr["http-ours"],
-            combined("http-echo"), "1/(1/echo + 1/plugin.run)", 0.8, unit="req/s", higher_is_better=True),
+        p50.row("serve", "gRPC unary p50, no-op plugin", "grpc-ours", "grpc-floor",
+                "grpc.aio echo + plugin.run p50", 1.5),
+        p50.row("serve", "HTTP POST p50, no-op plugin", "http-ours", "http-floor",
+                "Starlette/uvicorn echo + plugin.run p50", 1.5),
+        hot.row("serve", "gRPC unary p50, back to back (info)", "grpc-ours", "grpc-floor",
+                "the same floors, back to back", None),
+        hot.row("serve", "HTTP POST p50, back to back (info)", "http-ours", "http-floor",
+                "the same floors, back to back", None),
+        throughput.row("serve", f"gRPC throughput, {CLIENTS} clients", "grpc-ours", "grpc-floor",
+                       "1/(1/echo + 1/plugin.run)", 0.8, unit="req/s", higher_is_better=True),
+        throughput.row("serve", f"HTTP throughput, {CLIENTS} clients", "http-ours", "http-floor",
+                       "1/(1/echo + 1/plugin.run)", 0.8, unit="req/s", higher_is_better=True),
     ]  # fmt: skip

@@ -20,6 +20,7 @@ from __future__ import annotations
 import ast
 import os
 import sys
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -103,8 +104,10 @@ def _parse(source_path: Path, shown: str) -> tuple[ast.Module | None, list[Probl
     except OSError as exc:
         return None, [Problem(shown, f"cannot read: {exc.strerror}")]
     try:
-        tree = ast.parse(source, shown)
-        compile(tree, shown, "exec", dont_inherit=True)  # what only the compiler sees (return outside a def...)
+        with warnings.catch_warnings():  # the plugin's own SyntaxWarnings are not the host's to print
+            warnings.simplefilter("ignore")
+            tree = ast.parse(source, shown)
+            compile(tree, shown, "exec", dont_inherit=True)  # what only the compiler sees (return outside a def)
     except SyntaxError as exc:
         return None, [Problem(shown, f"{type(exc).__name__}: {exc.msg}", exc.lineno, exc.offset)]
     except (RecursionError, MemoryError):

@@ -254,8 +254,14 @@ class Config:
 
 
 def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """``over`` merged into ``base``; registries are merged by name, the home config's entry winning (a project
+    may add registries, never replace the user's)."""
     out = dict(base)
     for key, value in over.items():
+        if key == "registries" and isinstance(value, list) and isinstance(out.get(key), list):
+            names = {r.get("name") for r in out[key] if isinstance(r, dict)}
+            out[key] = [*out[key], *(r for r in value if not (isinstance(r, dict) and r.get("name") in names))]
+            continue
         if isinstance(value, Mapping) and isinstance(out.get(key), dict):
             out[key] = _merge(out[key], value)
         else:

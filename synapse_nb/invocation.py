@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .errors import SynapseError, UsageError
+from .errors import PluginTimeout, SynapseError, UsageError
 from .payloads import encode_payload, validate_input, validate_output
 
 if TYPE_CHECKING:
@@ -167,23 +167,31 @@ class Pipeline:
         self.extra_meta: Callable[[], dict[str, Any]] | None = None  # e.g. whether the state checkpoint was saved
 
     # -- the steps ---------------------------------------------------------------------------------------------
-    def encode(self, payload: Any) -> bytes:
+    def encode(self, payload: Any, *, deadline: float | None = None, timeout_ms: int | None = None) -> bytes:
         """The payload as JSON, size-checked and validated on the host: exactly what the handler will see."""
         encoded = encode_payload(payload, plugin=self.name, max_bytes=self.max_payload_bytes)
-        validate_input(self.schemas, json.loads(encoded))
+        validate_input(self.schemas, json.loads(encoded), deadline=deadline, timeout_ms=timeout_ms)
         return encoded
 
-    def check_output(self, value: Any) -> Any:
-        return validate_output(self.schemas, value)
+    def check_output(self, value: Any, *, deadline: float | None = None, timeout_ms: int | None = None) -> Any:
+        return validate_output(self.schemas, value, deadline=deadline, timeout_ms=timeout_ms)
 
     def _timeout(self, timeout_ms: int | None) -> int:
         if timeout_ms is None:
             return self.timeout_ms
         if timeout_ms <= 0:
-            from .errors import PluginTimeout
-
             raise PluginTimeout("the caller's deadline had already passed", plugin=self.name, timeout_ms=0)
         return min(self.timeout_ms, timeout_ms)
+
+    def _remaining(self, deadline: float, budget_ms: int) -> int:
+        """What is left of the call's budget for the worker (input validation came out of it)."""
+        left = int((deadline - time.monotonic()) * 1000)
+        if left <= 0:
+            raise PluginTimeout(
+                f"no time left for the handler: input validation used the call's budget of {budget_ms} ms",
+                plugin=self.name, timeout_ms=budget_ms,
+            )  # fmt: skip
+        return left
 
     def _finish(self, event: CallEvent, record: CallRecord | None) -> None:
         if event.ok:
@@ -240,11 +248,14 @@ class Pipeline:
         key = None
         try:
             key = resolve_endpoint(self.manifest, endpoint)
-            body = self.encode(payload)
+            budget_ms = self._timeout(timeout_ms)
+            # One budget for the whole call: validation on the host counts against the call's timeout.
+            deadline = time.monotonic() + budget_ms / 1000
+            body = self.encode(payload, deadline=deadline, timeout_ms=budget_ms)
             stage = "execute"
-            run = self.runner.execute(body, endpoint=key, timeout_ms=self._timeout(timeout_ms))
+            run = self.runner.execute(body, endpoint=key, timeout_ms=self._remaining(deadline, budget_ms))
             stage = "output"
-            result = self.check_output(run.result)
+            result = self.check_output(run.result, deadline=deadline, timeout_ms=budget_ms)
         except SynapseError as exc:
             fields: dict[str, Any] = {"error": exc}
             if stage != "input":
@@ -269,9 +280,11 @@ class Pipeline:
             key = resolve_endpoint(self.manifest, endpoint)
             if not isinstance(items, list):
                 raise UsageError(f"a batch is a list of inputs, not {type(items).__name__}", plugin=self.name)
-            bodies = [self.encode(item) for item in items]
+            budget_ms = self._timeout(timeout_ms)
+            deadline = time.monotonic() + budget_ms / 1000
+            bodies = [self.encode(item, deadline=deadline, timeout_ms=budget_ms) for item in items]
             stage = "execute"
-            run = self.runner.execute_batch(bodies, endpoint=key, timeout_ms=self._timeout(timeout_ms))
+            run = self.runner.execute_batch(bodies, endpoint=key, timeout_ms=self._remaining(deadline, budget_ms))
             stage = "output"
             raw = run.result
             if not isinstance(raw, list) or len(raw) != len(items):
@@ -280,7 +293,7 @@ class Pipeline:
                 got = f"{len(raw)} results" if isinstance(raw, list) else type(raw).__name__
                 raise PluginFailed(f"execute_batch must return a list of {len(items)} results, got {got}",
                                    plugin=self.name)  # fmt: skip
-            results = [self.check_output(value) for value in raw]
+            results = [self.check_output(value, deadline=deadline, timeout_ms=budget_ms) for value in raw]
         except SynapseError as exc:
             self._finish(self._event("batch", t0, stage, items=len(items), endpoint=key, error=exc), None)
             raise

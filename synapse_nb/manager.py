@@ -44,7 +44,6 @@ from .config import Config, load_config
 from .errors import InvalidError, SignatureError, SynapseError, UsageError
 from .invocation import CallEvent, Invocation, Runner
 from .manifest import MANIFEST_FILE
-from .paths import synapse_home
 from .plugin import Plugin, sandboxed
 from .state import StateStore, open_store
 
@@ -245,11 +244,13 @@ class PluginManager:
 
     # -- discovery and validation ------------------------------------------------------------------------------
     def default_paths(self) -> list[Path]:
-        """Config ``plugins.paths``, the project's ``synapse-plugins/`` and ``$SYNAPSE_HOME/plugins`` (installed),
-        those that exist."""
+        """Config ``plugins.paths``, the project's ``synapse-plugins/`` (those that exist) and the active version
+        of every installed plugin (``$SYNAPSE_HOME/plugins/NAME/VERSION``, see ``synapse-cli plugin install``)."""
+        from .registry.installed import installed_plugin_folders
+
         paths = [Path(p).expanduser() for p in self.config.data.get("plugins", {}).get("paths", [])]
-        paths += [Path.cwd() / PROJECT_PLUGINS, synapse_home() / "plugins"]
-        return [p for p in paths if p.is_dir()]
+        paths.append(Path.cwd() / PROJECT_PLUGINS)
+        return [p for p in paths if p.is_dir()] + installed_plugin_folders()
 
     def discover(self, *paths: str | Path, validate: bool = True) -> list[ManagedPlugin]:
         """Find plugin folders under ``paths`` (default: :meth:`default_paths`) and validate each one."""
@@ -598,15 +599,20 @@ class PluginManager:
 
 _managers: weakref.WeakSet[PluginManager] = weakref.WeakSet()
 _default: PluginManager | None = None
+_default_home: str | None = None
 _default_lock = threading.Lock()
 
 
 def default_manager() -> PluginManager:
-    """The process-wide manager behind ``synapse_nb.load`` and ``synapse_nb.status``."""
-    global _default
+    """The process-wide manager behind ``synapse_nb.load`` and ``synapse_nb.status``: one per ``SYNAPSE_HOME``
+    (its configuration, trust store and state live there), so pointing ``SYNAPSE_HOME`` elsewhere takes effect."""
+    global _default, _default_home
+    from .paths import synapse_home
+
+    home = str(synapse_home())
     with _default_lock:
-        if _default is None:
-            _default = PluginManager()
+        if _default is None or home != _default_home:
+            _default, _default_home = PluginManager(), home
         return _default
 
 

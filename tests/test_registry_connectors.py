@@ -102,7 +102,10 @@ def _jail() -> None:
     require_nsjail()
 
 
-def test_the_slack_connector_posts_with_chat_post_message(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_slack_connector_posts_with_chat_post_message(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, synapse_home: Path
+) -> None:
+    (synapse_home / "config").write_text("secrets:\n  allow: [SLACK_BOT_TOKEN, SLACK_API_BASE]\n")
     with recording_server(_Fake) as api:
         folder = local_variant("slack-notifier", tmp_path, api.port, "SLACK_API_BASE")
         monkeypatch.setenv("SLACK_BOT_TOKEN", TOKEN)
@@ -120,8 +123,9 @@ def test_the_slack_connector_posts_with_chat_post_message(tmp_path: Path, monkey
 
 
 def test_the_salesforce_connector_runs_soql_and_follows_next_records_url(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, synapse_home: Path
 ) -> None:
+    (synapse_home / "config").write_text("secrets:\n  allow: [SALESFORCE_INSTANCE_URL, SALESFORCE_ACCESS_TOKEN]\n")
     with recording_server(_Fake) as api:
         folder = local_variant("salesforce-query", tmp_path, api.port)
         monkeypatch.setenv("SALESFORCE_INSTANCE_URL", f"http://localhost:{api.port}")

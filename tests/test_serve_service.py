@@ -136,6 +136,7 @@ def test_a_replacement_must_keep_the_name() -> None:
         return parse_manifest(json.dumps(doc))
 
     assert check_replacement(manifest("a", "1.0.0"), manifest("a", "1.1.0")) is None
-    assert check_replacement(manifest("a", "1.0.0"), manifest("a", "2.0.0")) == "major version 1 -> 2: its state starts fresh"
+    note = check_replacement(manifest("a", "1.0.0"), manifest("a", "2.0.0"))
+    assert note == "major version 1 -> 2: its state starts fresh"
     with pytest.raises(UsageError, match="now declares the name 'b'"):
         check_replacement(manifest("a", "1.0.0"), manifest("b", "1.0.0"))

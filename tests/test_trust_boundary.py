@@ -147,6 +147,8 @@ elif kind == "huge-int":
     send(b'{"id": ' + str(data["id"]).encode() + b', "ok": true, "result": ' + b"7" * 5000 + b"}")
 elif kind == "next-id":
     send(json.dumps({"id": data["id"] + 1, "ok": True, "result": {"n": "forged"}}).encode())
+elif kind == "surrogate":
+    send(b'{"id": ' + str(data["id"]).encode() + b', "ok": true, "result": "' + bytes([92]) + b'ud800"}')
 elif kind == "huge-header":
     os.write(fd, struct.pack(">I", 2**32 - 1))
 return {"n": data.get("n")}
@@ -154,7 +156,8 @@ return {"n": data.get("n")}
 
 
 @pytest.mark.parametrize(
-    "forge", ["garbage", "utf8", "deep", "not-object", "string-error", "huge-int", "next-id", "huge-header"]
+    "forge",
+    ["garbage", "utf8", "deep", "not-object", "string-error", "huge-int", "next-id", "surrogate", "huge-header"],
 )
 def test_a_forged_frame_kills_the_worker_and_results_never_shift(make: Make, forge: str) -> None:
     with load(make(FORGE, name="forger")) as plugin:

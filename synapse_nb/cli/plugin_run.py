@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..errors import SynapseError, UsageError, ValidationError
+from .. import jsonsafe
+from ..errors import SynapseError, UsageError
 from ..signing.enforce import INSECURE_FLAG
 from .output import Output, escape_terminal
 
@@ -38,40 +39,22 @@ def register(subparsers: dict[str, Any], groups: Any) -> None:
     p.set_defaults(func=run)
 
 
-def _decode(text: str, source: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ValidationError(
-            f"input from {source} is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})",
-            pointer="",
-            direction="input",
-        ) from None
-    except RecursionError:
-        raise ValidationError(f"input from {source} is nested too deeply", pointer="", direction="input") from None
-    except ValueError as exc:  # e.g. an integer beyond the conversion limit
-        raise ValidationError(f"input from {source} is not usable JSON: {exc}", pointer="", direction="input") from None
-
-
 def read_input(spec: str | None) -> Any:
-    """Parse ``--input``: JSON text, ``@FILE``, ``-`` (stdin), or stdin when absent."""
+    """Parse ``--input``: JSON text, ``@FILE``, ``-`` (stdin), or stdin when absent; bounded decoding (exit 3)."""
     if spec is None or spec == "-":
         if spec is None and sys.stdin.isatty():
             raise UsageError("no input: pass --input JSON, --input @FILE, --input -, or pipe JSON on stdin")
-        text, source = sys.stdin.read(), "stdin"
+        text: str | bytes = getattr(sys.stdin, "buffer", sys.stdin).read()
+        source = "stdin"
     elif spec.startswith("@"):
         path = Path(spec[1:])
         try:
-            text, source = path.read_text(encoding="utf-8"), str(path)
+            text, source = path.read_bytes(), str(path)
         except OSError as exc:
             raise UsageError(f"cannot read input file {str(path)!r}: {exc.strerror}") from exc
-        except UnicodeDecodeError as exc:
-            raise ValidationError(
-                f"input file {str(path)!r} is not UTF-8 text (byte {exc.start})", pointer="", direction="input"
-            ) from None
     else:
         text, source = spec, "--input"
-    return _decode(text, source)
+    return jsonsafe.loads(text, what=f"input from {source}", direction="input")
 
 
 def run(args: argparse.Namespace, out: Output) -> int:

@@ -27,8 +27,9 @@ from traitlets import Bool
 
 from ..errors import InvalidError, SynapseError, UsageError
 from ..textsafe import escape_terminal
+from . import registry_view
 from .cellplugin import CellSpec, NotebookSession, handler_problem_in_cell
-from .options import COMMANDS, USAGE, ints, name_and_expr
+from .options import COMMANDS, USAGE, ints, name_and_expr, split_options
 from .render import SynapseCellError, render_error
 
 __all__ = ["SynapseCellError", "SynapseMagics", "complete", "render_error"]
@@ -178,6 +179,8 @@ class SynapseMagics(Magics):
         %synapse teardown NAME|--all          run teardown() and save the state
         %synapse load PATH [--debug]          activate a plugin folder (--debug: in this kernel, unsandboxed)
         %synapse isolation [--allow-process]  how plugins are isolated here (opt in to the process level)
+        %synapse search [QUERY] [--category C] [--registry R] | install NAME[@RANGE] [--registry R]
+        %synapse publish NAME --registry R | installed
         %synapse help                         every sub-command
         %synapse --debug [on|off]             full tracebacks instead of one-line errors
 
@@ -204,6 +207,10 @@ class SynapseMagics(Magics):
             "teardown": self._teardown,
             "load": self._load,
             "isolation": self._isolation,
+            "search": self._search,
+            "install": self._install,
+            "publish": self._publish,
+            "installed": lambda _rest: registry_view.installed(),
             "help": lambda _rest: print(USAGE),
         }
 
@@ -360,6 +367,35 @@ class SynapseMagics(Magics):
         elif not manager.allow_process_isolation:
             print("synapse: plugins are refused until you opt in: %synapse isolation --allow-process")
 
+    def _search(self, rest: str) -> Any:
+        query, options = split_options(rest)
+        unknown = set(options) - {"category", "registry"}
+        if unknown:
+            raise UsageError(f"%synapse search: unknown option(s) {', '.join('--' + u for u in sorted(unknown))}")
+        return registry_view.search(
+            query.strip() or None, category=_text(options, "category"), registry=_text(options, "registry"),
+            warn=self._warn,
+        )  # fmt: skip
+
+    def _install(self, rest: str) -> Any:
+        spec, options = split_options(rest)
+        if not spec.strip() or set(options) - {"registry", "move-pin"}:
+            raise UsageError(f"%synapse install: usage: %synapse {COMMANDS['install']}")
+        return registry_view.install(
+            spec.strip(), registry=_text(options, "registry"), move_pin=bool(options.get("move-pin")), warn=self._warn
+        )
+
+    def _publish(self, rest: str) -> Any:
+        name, options = split_options(rest)
+        registry = _text(options, "registry")
+        if not name.strip() or registry is None:
+            raise UsageError(f"%synapse publish: usage: %synapse {COMMANDS['publish']}")
+        return registry_view.publish(self.session.folder(name.strip()), registry=registry)
+
+    @staticmethod
+    def _warn(text: str) -> None:
+        print(f"synapse: warning: {escape_terminal(text)}")
+
     def _load(self, rest: str) -> Any:
         from .widgets import LifecycleWidget
 
@@ -372,6 +408,11 @@ class SynapseMagics(Magics):
         plugin.keep_history(32)
         display(LifecycleWidget(self.session.manager, plugin.name))
         return plugin
+
+
+def _text(options: dict[str, str | bool], key: str) -> str | None:
+    value = options.get(key)
+    return value if isinstance(value, str) and value else None
 
 
 def complete(magics: SynapseMagics, line: str) -> list[str]:

@@ -15,7 +15,7 @@ from ..errors import UsageError
 __all__ = ["COMMANDS", "USAGE", "VALUE_OPTIONS", "ints", "name_and_expr", "split_options"]
 
 # %synapse subcommand options that take a value; the rest of the line is the EXPR.
-VALUE_OPTIONS = {"batch-sizes", "concurrency", "repeat", "warmup", "timeout"}
+VALUE_OPTIONS = {"batch-sizes", "concurrency", "repeat", "warmup", "timeout", "category", "registry"}
 
 # sub-command -> one line of usage (the order is the help's order)
 COMMANDS: dict[str, str] = {
@@ -31,6 +31,10 @@ COMMANDS: dict[str, str] = {
     "teardown": "teardown NAME|--all           run teardown() and save the state",
     "load": "load PATH [--debug]           activate a plugin folder (--debug: in this kernel, unsandboxed)",
     "isolation": "isolation [--allow-process]   how plugins are isolated here (opt in to the process level)",
+    "search": "search [QUERY] [--category C] [--registry R]   plugins in the configured registries (a DataFrame)",
+    "install": "install NAME[@RANGE] [--registry R]   install from a registry, verified, into $SYNAPSE_HOME",
+    "publish": "publish NAME --registry R     pack the plugin and upload it to a registry",
+    "installed": "installed                     the plugins installed from registries",
     "help": "help                          this text",
 }
 

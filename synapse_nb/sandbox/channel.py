@@ -17,7 +17,6 @@ so one stray frame can never shift results between calls (call 2 can never recei
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
 import select
@@ -25,6 +24,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from .. import jsonsafe
+from ..errors import ValidationError
 from .protocol import FrameBuffer, FrameTooLarge, frame
 
 __all__ = [
@@ -39,6 +40,8 @@ __all__ = [
 ]
 
 MAX_SESSION_KEY = 1024
+# Results and state are at most this deep (the host validates them recursively); the reply adds one level.
+MAX_FRAME_DEPTH = jsonsafe.MAX_DEPTH + 2
 _REPLY_KEYS = frozenset({"id", "ok", "ms", "result", "state", "stdout", "stderr", "error", "class", "setup_ms", "pid"})
 _SESSION_KEYS = frozenset({"op", "id", "action", "key", "value", "ttl"})
 _ERROR_STRINGS = (
@@ -139,13 +142,9 @@ def _session(msg: dict[str, Any]) -> SessionRequest:
 def parse_frame(body: bytes, expected_id: int) -> Reply | SessionRequest:
     """Check one frame from the guest; :class:`ProtocolViolation` says what is wrong with it."""
     try:
-        msg = json.loads(body.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise ProtocolViolation("a frame that is not UTF-8") from None
-    except RecursionError:
-        raise ProtocolViolation("a frame nested too deeply") from None
-    except ValueError as exc:  # JSONDecodeError, and integers beyond the conversion limit
-        raise ProtocolViolation(f"a frame that is not JSON ({str(exc)[:80]})") from None
+        msg = jsonsafe.loads(body, what="a frame", max_depth=MAX_FRAME_DEPTH)
+    except ValidationError as exc:  # not UTF-8, not JSON, too deep, a huge number, a lone surrogate...
+        raise ProtocolViolation(f"a frame that is not usable JSON: {exc.message[:160]}") from None
     if type(msg) is not dict:
         raise ProtocolViolation(f"a frame that is not an object but {type(msg).__name__}")
     if "op" in msg:
