@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 from google.protobuf import struct_pb2
 
-from synapse_nb.serve.codec import MAX_DEPTH, check_depth, from_value, loads, to_value
+from synapse_nb.serve.codec import MAX_DEPTH, from_value, loads, to_value
 from synapse_nb.serve.errors import Malformed
 
 
@@ -31,12 +32,12 @@ def test_nesting_is_bounded() -> None:
     deep: Any = 0
     for _ in range(MAX_DEPTH):
         deep = [deep]
-    assert check_depth(deep) is deep
-    with pytest.raises(Malformed, match=f"nests deeper than {MAX_DEPTH}"):
-        check_depth([deep])
+    assert loads(json.dumps(deep)) == deep
+    with pytest.raises(Malformed, match=f"nested deeper than {MAX_DEPTH} levels"):
+        loads(json.dumps([deep]))
     value = struct_pb2.Value()
     to_value([deep], value)
-    with pytest.raises(Malformed, match="nests deeper"):
+    with pytest.raises(Malformed, match="nested deeper"):
         from_value(value)
 
 
@@ -44,9 +45,11 @@ def test_nesting_is_bounded() -> None:
     ("text", "message"),
     [
         (b'{"a": 1', r"is not valid JSON: Expecting ',' delimiter \(line 1, column 8\)"),
-        (b"\xc3\x28", "is not UTF-8 JSON text"),
-        (b"[" * 5000, "nests deeper"),
+        (b"\xc3\x28", r"not UTF-8 \(byte 0xc3\)"),
+        (b"[" * 5000, "nested deeper"),
         (b"NaN-ish", "is not valid JSON"),
+        (b"1" * 5000, "an integer of 5000 digits is over the limit"),
+        (b"[1e999]", "a number too large"),
     ],
 )
 def test_loads_names_what_is_wrong(text: bytes, message: str) -> None:

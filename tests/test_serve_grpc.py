@@ -237,11 +237,11 @@ def test_a_malformed_protobuf_is_invalid_argument_and_the_server_keeps_serving(
 
 def test_a_payload_nested_too_deep_is_refused(channel: grpc.Channel) -> None:
     nested: Any = 1
-    for _ in range(150):
+    for _ in range(150):  # payload_json: the JSON decoder's bound (128)
         nested = [nested]
     request = pb.InvokeRequest(plugin="probe", payload_json=json.dumps({"id": 1, "n": nested}))
     error = refused(lambda: invoke(channel, request), grpc.StatusCode.INVALID_ARGUMENT)
-    assert "nests deeper than 100" in error.details()
+    assert "nested deeper than 128 levels" in error.details()
 
 
 def test_an_idempotency_key_is_refused_until_policies_exist(channel: grpc.Channel) -> None:

@@ -3,51 +3,35 @@
 A payload is what JSON can carry, whichever way it arrives. Over gRPC a ``google.protobuf.Value`` holds
 numbers as doubles: an integral number whose magnitude is at most 2**53 comes out as a Python ``int`` (so a
 handler sees ``3``, not ``3.0``, as it would from JSON), larger ones as floats; ``payload_json`` carries
-exact JSON instead. Anything nested deeper than :data:`MAX_DEPTH` is refused as :class:`~.errors.Malformed`,
-so that no request can exhaust the host's recursion limit in validation.
+exact JSON instead. JSON text is decoded by :func:`synapse_nb.jsonsafe.loads` (bounded depth, numbers, UTF-8),
+and anything nested deeper than :data:`MAX_DEPTH` is refused as :class:`~.errors.Malformed` (a ``Value`` meets
+protobuf's own recursion limit first: about 50 levels of JSON), so that no request can exhaust the host's
+recursion limit in validation.
 """
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
+from .. import jsonsafe
+from ..errors import ValidationError
 from .errors import Malformed
 
 if TYPE_CHECKING:
     from google.protobuf import struct_pb2
 
-__all__ = ["MAX_DEPTH", "check_depth", "from_value", "loads", "to_struct", "to_value"]
+__all__ = ["MAX_DEPTH", "from_value", "loads", "to_struct", "to_value"]
 
-MAX_DEPTH = 100
+MAX_DEPTH = jsonsafe.MAX_DEPTH
 _EXACT = float(2**53)
 
 
-def check_depth(value: Any, *, what: str = "the payload", limit: int = MAX_DEPTH) -> Any:
-    """``value`` itself, or Malformed when its objects and arrays nest deeper than ``limit``."""
-    stack: list[tuple[Any, int]] = [(value, 1)] if isinstance(value, (dict, list)) else []
-    while stack:  # only objects and arrays are pushed
-        node, depth = stack.pop()
-        if depth > limit:
-            raise Malformed(f"{what} nests deeper than {limit} levels of objects and arrays")
-        children = node.values() if isinstance(node, dict) else node
-        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
-    return value
-
-
 def loads(data: bytes | str, *, what: str = "the request body") -> Any:
-    """Parse UTF-8 JSON text; Malformed naming the line and column when it is not JSON."""
+    """Parse UTF-8 JSON text (bounded: see :mod:`synapse_nb.jsonsafe`); Malformed naming the line and column."""
     try:
-        value = json.loads(data.decode("utf-8") if isinstance(data, bytes) else data)
-    except json.JSONDecodeError as exc:
-        raise Malformed(f"{what} is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})") from None
-    except UnicodeDecodeError:
-        raise Malformed(f"{what} is not UTF-8 JSON text") from None
-    except RecursionError:
-        raise Malformed(f"{what} nests deeper than {MAX_DEPTH} levels of objects and arrays") from None
-    if isinstance(value, (dict, list)):
-        check_depth(value, what=what)
-    return value
+        return jsonsafe.loads(data, what=what, max_depth=MAX_DEPTH, direction="input")
+    except ValidationError as exc:
+        raise Malformed(exc.message) from None
 
 
 def from_value(value: struct_pb2.Value, depth: int = 0) -> Any:
@@ -63,7 +47,7 @@ def from_value(value: struct_pb2.Value, depth: int = 0) -> Any:
     if kind is None or kind == "null_value":
         return None
     if depth >= MAX_DEPTH:
-        raise Malformed(f"the payload nests deeper than {MAX_DEPTH} levels of objects and arrays")
+        raise Malformed(f"the payload is nested deeper than {MAX_DEPTH} levels")
     if kind == "struct_value":
         return {key: from_value(item, depth + 1) for key, item in value.struct_value.fields.items()}
     return [from_value(item, depth + 1) for item in value.list_value.values]
