@@ -140,3 +140,17 @@ def test_a_replacement_must_keep_the_name() -> None:
     assert note == "major version 1 -> 2: its state starts fresh"
     with pytest.raises(UsageError, match="now declares the name 'b'"):
         check_replacement(manifest("a", "1.0.0"), manifest("b", "1.0.0"))
+
+
+def test_a_debug_plugin_is_never_served(tmp_path: Path) -> None:
+    from synapse_nb.manager import PluginManager
+    from synapse_nb.serve.service import PluginService
+
+    folder = make_counter(tmp_path)
+    manager = PluginManager()
+    manager.load(folder, debug=True)
+    try:
+        with pytest.raises(UsageError, match=r"runs in debug mode .* only sandboxed plugins are served"):
+            PluginService(manager, ["counter"]).activate()
+    finally:
+        manager.teardown_all()

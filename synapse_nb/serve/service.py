@@ -19,6 +19,7 @@ from typing import Any
 from ..anatomy import validate_folder
 from ..errors import SynapseError, UsageError
 from ..fileset import scan_folder
+from ..inprocess import InProcessPlugin
 from ..manager import LifecycleEvent, ManagedPlugin, PluginManager, Stage
 from ..manifest import Manifest
 from ..plugin import Plugin
@@ -114,7 +115,7 @@ class PluginService:
                     "config plugins.paths and ./synapse-plugins)"
                 )
             plugin = self.manager.activate(name)
-        if not isinstance(plugin, Plugin):
+        if isinstance(plugin, InProcessPlugin):
             raise UsageError(
                 f"{plugin.name}: runs in debug mode (in-process, unsandboxed); only sandboxed plugins are served"
             )
