@@ -183,6 +183,19 @@ class Pipeline:
             raise PluginTimeout("the caller's deadline had already passed", plugin=self.name, timeout_ms=0)
         return min(self.timeout_ms, timeout_ms)
 
+    def _within_budget(self, run: Callable[[], Execution], budget_ms: int) -> Execution:
+        """``run()``; a timeout names the call's whole budget (the worker only had what validation left of it)."""
+        try:
+            return run()
+        except PluginTimeout as exc:
+            if exc.timeout_ms == budget_ms or not exc.message.startswith("timed out: no result within"):
+                raise
+            raise PluginTimeout(
+                f"timed out: no result within {budget_ms} ms (spec.execution.timeout, host-side validation "
+                "included); its worker was killed",
+                plugin=self.name, timeout_ms=budget_ms, details=exc.details,
+            ) from None  # fmt: skip
+
     def _remaining(self, deadline: float, budget_ms: int) -> int:
         """What is left of the call's budget for the worker (input validation came out of it)."""
         left = int((deadline - time.monotonic()) * 1000)
@@ -253,7 +266,10 @@ class Pipeline:
             deadline = time.monotonic() + budget_ms / 1000
             body = self.encode(payload, deadline=deadline, timeout_ms=budget_ms)
             stage = "execute"
-            run = self.runner.execute(body, endpoint=key, timeout_ms=self._remaining(deadline, budget_ms))
+            run = self._within_budget(
+                lambda: self.runner.execute(body, endpoint=key, timeout_ms=self._remaining(deadline, budget_ms)),
+                budget_ms,
+            )
             stage = "output"
             result = self.check_output(run.result, deadline=deadline, timeout_ms=budget_ms)
         except SynapseError as exc:
@@ -284,7 +300,12 @@ class Pipeline:
             deadline = time.monotonic() + budget_ms / 1000
             bodies = [self.encode(item, deadline=deadline, timeout_ms=budget_ms) for item in items]
             stage = "execute"
-            run = self.runner.execute_batch(bodies, endpoint=key, timeout_ms=self._remaining(deadline, budget_ms))
+            run = self._within_budget(
+                lambda: self.runner.execute_batch(
+                    bodies, endpoint=key, timeout_ms=self._remaining(deadline, budget_ms)
+                ),
+                budget_ms,
+            )
             stage = "output"
             raw = run.result
             if not isinstance(raw, list) or len(raw) != len(items):
