@@ -182,6 +182,19 @@ def background_server(
         manager.teardown_all()
 
 
+def settle(server: Any, timeout: float = 10.0) -> None:
+    """Wait until the server has finished every call, including one its client stopped waiting for.
+
+    When gRPC's own deadline answers the client first, the plugin call is still running on the server; a call
+    sent now would queue behind it on the worker and, if that one is killed for its timeout, fail with
+    PluginCrashed instead of running on the replacement worker (a known core behaviour, reported to the lead).
+    """
+    deadline = time.monotonic() + timeout
+    while server.service.in_flight() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not server.service.in_flight(), "calls still running on the server"
+
+
 class CliServer:
     """``synapse-cli serve ...`` as a child process; ``urls`` from its ``listening:`` lines."""
 

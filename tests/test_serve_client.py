@@ -21,7 +21,7 @@ from synapse_nb.errors import (
 )
 
 from .conftest import EXAMPLE
-from .serve_helpers import background_server, make_probe, module_home
+from .serve_helpers import background_server, make_probe, module_home, settle
 
 PROTOCOLS = ["grpc", "http"]
 
@@ -121,6 +121,7 @@ def test_a_timeout_is_the_calls_deadline(server: Any, protocol: str) -> None:
         with pytest.raises(PluginTimeout) as caught:
             plugin.run({"op": "sleep", "ms": 700})
         assert caught.value.exit_code == 5
+    settle(server)
     with synapse_nb.connect(server.urls()[protocol], plugin="probe", timeout=10) as plugin:
         assert plugin.run({"id": 3})["id"] == 3
 

@@ -20,7 +20,7 @@ from synapse_nb.serve.codec import from_value, to_value
 from synapse_nb.serve.proto.synapse.v1 import plugin_host_pb2 as pb
 
 from .conftest import EXAMPLE
-from .serve_helpers import background_server, make_probe, module_home
+from .serve_helpers import background_server, make_probe, module_home, settle
 
 TOKEN = "s3cret-token-for-tests-0123456789"
 UNAUTHENTICATED = grpc.StatusCode.UNAUTHENTICATED
@@ -212,11 +212,12 @@ def test_the_payload_size_limit_is_resource_exhausted(channel: grpc.Channel, ser
     assert error_info(error)["limit"] == "max_payload_bytes"
 
 
-def test_a_client_deadline_answers_deadline_exceeded_at_the_deadline(channel: grpc.Channel) -> None:
+def test_a_client_deadline_answers_deadline_exceeded_at_the_deadline(channel: grpc.Channel, server: Any) -> None:
     refused(
         lambda: call_path(channel, "/probe.v1.Probe/Run", {"op": "sleep", "ms": 800}, timeout=0.2),
         grpc.StatusCode.DEADLINE_EXCEEDED,
     )
+    settle(server)
     assert from_value(call_path(channel, "/probe.v1.Probe/Run", {"id": 6}, timeout=5).result)["id"] == 6
 
 
