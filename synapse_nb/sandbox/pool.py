@@ -21,11 +21,12 @@ from ..session import SessionStore
 from .host import HostInfo
 from .isolation import expected_isolation
 from .prewarm import prewarmed
-from .worker import CallResult, StartInfo, Worker, WorkerSpec
+from .worker import CallResult, NotSent, StartInfo, Worker, WorkerSpec
 
 __all__ = ["RECYCLE_CHECK_EVERY", "WorkerSlot", "acquire_slot", "release_slot"]
 
 RECYCLE_CHECK_EVERY = 1000
+MAX_NOT_SENT_RETRIES = 2
 
 _live_workers: weakref.WeakSet[Worker] = weakref.WeakSet()
 _slots: dict[tuple[Any, ...], WorkerSlot] = {}
@@ -142,14 +143,21 @@ class WorkerSlot:
             return self._worker, self.last_start
 
     def run(self, send: Callable[[Worker], CallResult]) -> tuple[Worker, CallResult, StartInfo | None]:
-        """One request on the live worker; checkpoints the state; replaces the worker if the call killed it."""
-        worker, started = self.worker()
-        try:
-            call = send(worker)
-        except SynapseError:
-            if not worker.alive:
-                self._replace_in_background()
-            raise
+        """One request on the live worker; checkpoints the state; replaces the worker if the call killed it. A
+        request that never reached its worker (it died while the request waited its turn) runs on the
+        replacement instead."""
+        for attempt in range(MAX_NOT_SENT_RETRIES + 1):
+            worker, started = self.worker()
+            try:
+                call = send(worker)
+                break
+            except NotSent:
+                if attempt == MAX_NOT_SENT_RETRIES:
+                    raise
+            except SynapseError:
+                if not worker.alive:
+                    self._replace_in_background()
+                raise
         if call.state is not None:
             self.state = call.state  # the checkpoint: a crash loses at most the call in flight
             if self.on_state is not None:
@@ -186,8 +194,9 @@ class WorkerSlot:
                 except SynapseError:
                     self._worker = None  # the next call starts one itself and reports the error
 
-        self._starting = threading.Thread(target=replace, name=f"synapse-replace-{self.spec.plugin}", daemon=True)
-        self._starting.start()
+        starting = threading.Thread(target=replace, name=f"synapse-replace-{self.spec.plugin}", daemon=True)
+        starting.start()
+        self._starting = starting  # published only once started: a caller may join it at once
 
     def _recycle(self, worker: Worker) -> None:
         """Retire a worker before its CPU-time rlimit (a backstop against runaway workers) would kill it."""

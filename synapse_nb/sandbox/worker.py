@@ -150,6 +150,11 @@ class CallResult:
     state: dict[str, Any] | None = None
 
 
+class NotSent(PluginCrashed):
+    """The worker was already gone when this request's turn came: nothing was sent, so it is safe to run on the
+    worker's replacement (a call queued behind one that was killed for its timeout, say)."""
+
+
 class _JailDidNotStart(Exception):
     """The worker died before its first reply: nsjail failed, or the plugin's import crashed the guest."""
 
@@ -538,7 +543,7 @@ class Worker:
         return self._request(b'{"op":"test","args":' + json.dumps(args).encode(), timeout_ms)
 
     def _not_running(self) -> PluginCrashed:
-        return PluginCrashed(f"worker is not running ({self.dead_reason or 'not started'})", plugin=self.spec.plugin)
+        return NotSent(f"worker is not running ({self.dead_reason or 'not started'})", plugin=self.spec.plugin)
 
     def _request(self, head: bytes, timeout_ms: int | None) -> CallResult:
         timeout = self.spec.policy.timeout_ms if timeout_ms is None else timeout_ms
