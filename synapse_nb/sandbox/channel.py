@@ -180,6 +180,11 @@ def parse_frame(body: bytes, expected_id: int) -> Reply | SessionRequest:
     return Reply(rid, ok, msg.get("result"), ms, state)
 
 
+PIPE_CHUNK = 1 << 16
+"""One read's size: a pipe holds 64 KiB, and asking for more makes every small read allocate (and free) a large
+buffer, which costs more than the round trip itself."""
+
+
 class Channel:
     """The request pipe (write end) and the reply pipe (read end) of one worker, read under deadlines."""
 
@@ -218,7 +223,7 @@ class Channel:
             if not self._poll.poll(max(1, int(remaining * 1000 + 0.999))):
                 continue
             try:
-                chunk = os.read(self.rep_r, 1 << 20)
+                chunk = os.read(self.rep_r, PIPE_CHUNK)
             except OSError:
                 chunk = b""
             if not chunk:
