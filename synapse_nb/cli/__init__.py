@@ -34,6 +34,7 @@ COMMANDS: list[str] = [
     "plugin_sandbox_config",
     "plugin_sign",
     "plugin_verify",
+    "plugin_compat",
     "keys",
     "plugin_env",
     "env",
