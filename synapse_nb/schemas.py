@@ -188,7 +188,7 @@ def validation_error(
     return ValidationError(message, plugin=plugin, pointer=pointer, schema=name, direction=direction, details=details)
 
 
-def _load_one(path: Path, display: str) -> tuple[Any, list[Problem]]:
+def _load_one(path: Path, display: str, validate: bool = True) -> tuple[Any, list[Problem]]:
     try:
         raw = path.read_bytes()
     except OSError as exc:
@@ -211,8 +211,8 @@ def _load_one(path: Path, display: str) -> tuple[Any, list[Problem]]:
         draft = draft_of(schema, file=display)
     except SchemaError as exc:
         return None, exc.problems
-    if is_plainly_valid_schema(schema, draft):
-        return schema, []  # well-formed by construction; jsonschema is not even imported
+    if not validate or is_plainly_valid_schema(schema, draft):
+        return schema, []  # well-formed by construction (or not asked); jsonschema is not even imported
     cls = validator_class_for(schema, file=display)
     problems = [
         Problem(
@@ -243,8 +243,13 @@ def load_schemas(
     plugin: str | None = None,
     required: tuple[str, ...] = (INPUT_SCHEMA, OUTPUT_SCHEMA),
     display_root: str | None = None,
+    validate: bool = True,
 ) -> SchemaSet:
-    """Load and check every schema in ``plugin_dir/schemas``; :class:`SchemaError` lists every problem."""
+    """Load and check every schema in ``plugin_dir/schemas``; :class:`SchemaError` lists every problem.
+
+    ``validate=False`` only reads them (JSON, size, declared draft), without checking them against their
+    metaschema or resolving their ``$ref``s: for callers that compare schemas rather than use them.
+    """
     folder = Path(plugin_dir) / SCHEMA_DIR
     root = display_root if display_root is not None else str(plugin_dir)
 
@@ -261,12 +266,14 @@ def load_schemas(
         if not (folder / name).is_file():
             problems.append(Problem(shown(name), "missing; every plugin declares its input and output schema"))
     for path in sorted(folder.glob("*.json")):
-        schema, found = _load_one(path, shown(path.name))
+        schema, found = _load_one(path, shown(path.name), validate)
         problems.extend(found)
         if schema is not None and not found:
             schemas[path.name] = schema
     if problems:
         raise SchemaError.from_problems(problems, plugin=plugin)
+    if not validate:
+        return SchemaSet(folder=folder, schemas=schemas, plugin=plugin)
     refs = {name: _refs(s, s.get("$id", name) if isinstance(s, dict) else name) for name, s in schemas.items()}
     if not any(refs.values()):
         return SchemaSet(folder=folder, schemas=schemas, plugin=plugin)  # no $ref: no registry needed yet

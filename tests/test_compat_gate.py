@@ -275,3 +275,14 @@ def test_plugin_sign_shows_what_a_new_version_asks_for(plugin: Path, capsys: pyt
     captured = capsys.readouterr()
     assert "compatible with 0.1.0: the changes need minor, 0.1.0 -> 0.1.1 is minor" in captured.out
     assert "warning: gated 0.1.1 asks for more: memory 512 MiB -> 1024 MiB" in captured.err
+
+
+def test_a_patch_release_needs_only_a_patch_bump(plugin: Path) -> None:
+    set_version(plugin, "1.0.0")
+    sign_folder(plugin)
+    (plugin / "handler.py").write_text((plugin / "handler.py").read_text() + "\n# faster\n")
+    set_version(plugin, "1.0.1")
+    result = sign_folder(plugin, reuse="refuse")
+    assert result.compat is not None
+    assert (result.compat["required_bump"], result.compat["bump_made"]) == ("patch", "patch")
+    assert [c["rule"] for c in result.compat["changes"]] == ["implementation-changed"]

@@ -59,12 +59,13 @@ class Contract:
         files: FileSet | None = None,
         origin: str | None = None,
     ) -> Contract:
-        """Read a plugin folder: manifest and schemas are validated (exit 3 with every problem located)."""
+        """Read a plugin folder: its manifest is validated, its schemas read (JSON, size, draft; not checked
+        against their metaschema, which ``plugin validate`` and activation do), every problem located (exit 3)."""
         root = Path(folder)
         shown = origin or str(folder)
         if manifest is None:
             manifest = load_manifest(root)
-        schema_set = load_schemas(root, plugin=manifest.name, display_root=shown)
+        schema_set = load_schemas(root, plugin=manifest.name, display_root=shown, validate=False)
         texts = {name: (root / SCHEMA_DIR / name).read_text("utf-8-sig") for name in schema_set.schemas}
         try:
             manifest_text: str | None = (root / MANIFEST_FILE).read_text("utf-8-sig")

@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import UsageError
-from ..paths import atomic_write, synapse_home
+from ..paths import synapse_home
 from ..semver import SemVer, SemVerRange
 from .contract import Contract
 
@@ -113,13 +115,26 @@ def records(name: str, publisher: str | None = None) -> list[HistoryRecord]:
 
 
 def write_record(contract: Contract, publisher: str, **extra: Any) -> Path:
-    """Record ``contract`` as signed by ``publisher`` (replacing a record of the same version)."""
+    """Record ``contract`` as signed by ``publisher`` (replacing a record of the same version).
+
+    The file is replaced atomically (readers see the old record or the new one) but not fsync'ed: this runs on
+    every ``plugin sign``, and a record lost to a power cut only makes the next comparison start one version
+    earlier, which the signature written next to it does not depend on.
+    """
     folder = history_root() / contract.name / publisher
     path = folder / f"{_key(contract.version)}.json"
+    data = json.dumps(contract.to_record(publisher=publisher, **extra), ensure_ascii=False, default=str)
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        data = json.dumps(contract.to_record(publisher=publisher, **extra), ensure_ascii=False, default=str)
-        atomic_write(path, data.encode("utf-8"))
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data.encode("utf-8"))
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
     except OSError as exc:
         raise UsageError(f"cannot record {contract.id} in {folder}: {exc.strerror or exc}") from None
     return path

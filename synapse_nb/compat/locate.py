@@ -8,10 +8,11 @@ since it parsed) degrades to the nearest located ancestor, never to an exception
 
 from __future__ import annotations
 
+import bisect
+import contextlib
+import json
 import re
 from dataclasses import dataclass
-
-from ..yamlpos import json_pointer
 
 __all__ = ["JsonLocator"]
 
@@ -26,31 +27,30 @@ _TOKEN = re.compile(
 @dataclass
 class _Frame:
     is_object: bool
-    path: tuple[str | int, ...]
+    pointer: str
     index: int = 0
-    key: str | None = None
+    key: str | None = None  # the escaped name of the member whose value comes next
+
+
+def _key(token: str) -> str:
+    """A member name token as it appears in a JSON pointer (RFC 6901 escaping)."""
+    name = token[1:-1]
+    if "\\" in name:
+        with contextlib.suppress(ValueError):
+            name = str(json.loads(token))
+    return name.replace("~", "~0").replace("/", "~1")
 
 
 class JsonLocator:
-    """1-based ``(line, col)`` of every value (and object key) of a JSON text, by JSON pointer."""
+    """The 1-based line of every value (and object member name) of a JSON text, by JSON pointer."""
 
     def __init__(self, text: str) -> None:
         self.text = text
-        self._positions: dict[str, tuple[int, int]] | None = None
-        self._newlines: list[int] = []
+        self._lines: dict[str, int] | None = None
 
-    def _line_col(self, index: int) -> tuple[int, int]:
-        import bisect
-
-        line = bisect.bisect_right(self._newlines, index)
-        start = self._newlines[line - 1] + 1 if line else 0
-        return line + 1, index - start + 1
-
-    def _scan(self) -> dict[str, tuple[int, int]]:
-        import json
-
-        self._newlines = [m.start() for m in re.finditer("\n", self.text)]
-        positions: dict[str, tuple[int, int]] = {}
+    def _scan(self) -> dict[str, int]:
+        newlines = [m.start() for m in re.finditer("\n", self.text)]
+        lines: dict[str, int] = {}
         stack: list[_Frame] = []
         for match in _TOKEN.finditer(self.text):
             token = match.group()
@@ -62,34 +62,32 @@ class JsonLocator:
                 continue
             top = stack[-1] if stack else None
             if top is not None and top.is_object and top.key is None:  # a member name
-                try:
-                    top.key = str(json.loads(token))
-                except ValueError:
-                    top.key = token.strip('"')
-                positions[json_pointer((*top.path, top.key))] = self._line_col(match.start())
+                top.key = _key(token)
+                lines[top.pointer + "/" + top.key] = bisect.bisect_right(newlines, match.start()) + 1
                 continue
-            path: tuple[str | int, ...] = ()
-            if top is not None:
-                if top.is_object:
-                    path = (*top.path, top.key or "")
-                    top.key = None
-                else:
-                    path = (*top.path, top.index)
-                    top.index += 1
-            positions.setdefault(json_pointer(path), self._line_col(match.start()))
+            if top is None:
+                pointer = ""
+            elif top.is_object:
+                pointer = top.pointer + "/" + (top.key or "")
+                top.key = None
+            else:
+                pointer = f"{top.pointer}/{top.index}"
+                top.index += 1
+            if pointer not in lines:
+                lines[pointer] = bisect.bisect_right(newlines, match.start()) + 1
             if token in "{[":
-                stack.append(_Frame(token == "{", path))
-        return positions
+                stack.append(_Frame(token == "{", pointer))
+        return lines
 
     def line(self, pointer: str) -> int:
         """The line of ``pointer`` (of its key when it is an object member), else of its nearest ancestor."""
-        if self._positions is None:
-            self._positions = self._scan()
+        if self._lines is None:
+            self._lines = self._scan()
         probe = pointer
         while True:
-            found = self._positions.get(probe)
+            found = self._lines.get(probe)
             if found is not None:
-                return found[0]
+                return found
             if not probe:
                 return 1
             probe = probe.rsplit("/", 1)[0]

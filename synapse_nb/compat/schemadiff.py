@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import unquote, urldefrag, urljoin
 
 from ..schemas import SCHEMA_DIR, SchemaSet, draft_of
 from . import keywords as kw
@@ -41,7 +41,8 @@ TRUE: dict[str, Any] = {}
 
 
 def _esc(key: str | int) -> str:
-    return str(key).replace("~", "~0").replace("/", "~1")
+    text = str(key)
+    return text.replace("~", "~0").replace("/", "~1") if "~" in text or "/" in text else text
 
 
 @dataclass(frozen=True)
@@ -60,8 +61,9 @@ class SchemaDocs:
     texts: dict[str, str] = field(default_factory=dict)
     _set: SchemaSet | None = field(default=None, repr=False)
     _index: dict[int, _Loc] | None = field(default=None, repr=False)
-    _has_ref: set[int] = field(default_factory=set, repr=False)
+    _has_ref: dict[int, bool] = field(default_factory=dict, repr=False)
     _locators: dict[str, JsonLocator] = field(default_factory=dict, repr=False)
+    _uris: dict[str, str] | None = field(default=None, repr=False)
 
     def draft(self, name: str) -> int:
         try:
@@ -78,28 +80,21 @@ class SchemaDocs:
         index: dict[int, _Loc] = {}
         for name, schema in self.schemas.items():
             draft = self.draft(name)
-            order: list[tuple[Any, int | None]] = []
-            stack: list[tuple[Any, str, str, int | None]] = [(schema, "", self.base_of(name), None)]
+            stack: list[tuple[Any, str, str]] = [(schema, "", self.base_of(name))]
             while stack:
-                node, pointer, base, parent = stack.pop()
+                node, pointer, base = stack.pop()
                 if not isinstance(node, (dict, list)) or id(node) in index:
                     continue
                 if isinstance(node, dict):
                     ident = node.get("$id")
                     if isinstance(ident, str) and ident and pointer:
                         base = urljoin(base, ident)
-                    if isinstance(node.get("$ref"), str):
-                        self._has_ref.add(id(node))
                 index[id(node)] = _Loc(name, pointer, base, draft)
-                order.append((node, parent))
                 items = node.items() if isinstance(node, dict) else enumerate(node)
                 for key, child in items:
                     if key in ("enum", "const", "default", "examples") and isinstance(node, dict):
                         continue
-                    stack.append((child, f"{pointer}/{_esc(key)}", base, id(node)))
-            for node, parent in reversed(order):  # children come after parents: propagate "has a $ref below"
-                if parent is not None and id(node) in self._has_ref:
-                    self._has_ref.add(parent)
+                    stack.append((child, f"{pointer}/{_esc(key)}", base))
         return index
 
     @property
@@ -109,11 +104,58 @@ class SchemaDocs:
         return self._index
 
     def has_ref(self, value: Any) -> bool:
-        _ = self.index
-        return id(value) in self._has_ref
+        """Whether a ``$ref`` is anywhere inside ``value`` (two equal subschemas may still point elsewhere)."""
+        if not isinstance(value, (dict, list)):
+            return False
+        known = self._has_ref.get(id(value))
+        if known is None:
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            known = (isinstance(value, dict) and isinstance(value.get("$ref"), str)) or any(
+                self.has_ref(child) for key, child in items if key not in ("enum", "const", "default", "examples")
+            )
+            self._has_ref[id(value)] = known
+        return known
+
+    def _documents(self) -> dict[str, str]:
+        """Document URI -> file name, for files whose only ``$id`` (if any) is at their root."""
+        if self._uris is None:
+            self._uris = {}
+            for name in self.schemas:
+                text = self.texts.get(name)
+                if text is None or text.count('"$id"') > (1 if self.base_of(name) != name else 0):
+                    continue  # embedded resources change the base URI: leave those to the registry
+                for uri in {name, f"./{name}", self.base_of(name)}:
+                    self._uris[uri] = name
+        return self._uris
+
+    def _direct(self, ref: str, base: str) -> tuple[Any, _Loc] | None:
+        """``file.json#/json/pointer`` and ``#/pointer``, resolved without the registry (the common case)."""
+        head, _, fragment = ref.partition("#")
+        if not head:
+            uri = base.partition("#")[0]
+        elif "/" not in head and ":" not in head and "/" not in base and ":" not in base:
+            uri = head  # a sibling file seen from a sibling file
+        else:
+            uri, fragment = urldefrag(urljoin(base, ref))
+        name = self._documents().get(uri)
+        if name is None or (fragment and not fragment.startswith("/")):
+            return None
+        node = self.schemas[name]
+        for part in fragment.split("/")[1:] if fragment else []:
+            key = unquote(part).replace("~1", "/").replace("~0", "~")
+            if isinstance(node, dict) and key in node:
+                node = node[key]
+            elif isinstance(node, list) and key.isdigit() and int(key) < len(node):
+                node = node[int(key)]
+            else:
+                return None
+        return node, _Loc(name, fragment, self.base_of(name), self.draft(name))
 
     def lookup(self, ref: str, base: str) -> tuple[Any, _Loc | None]:
         """The target of ``ref`` seen from ``base`` and where it is; raises ``LookupError`` if unresolvable."""
+        direct = self._direct(ref, base)
+        if direct is not None:
+            return direct
         if self._set is None:
             self._set = SchemaSet(folder=Path(SCHEMA_DIR), schemas=self.schemas)
         from referencing.exceptions import Unresolvable
@@ -149,13 +191,13 @@ class _Node:
         for key in keys:
             value = value[key]
             pointer += "/" + _esc(key)
-        return replace(self, value=value, pointer=pointer)
+        return _Node(value, self.side, self.file, pointer, self.base, self.draft)
 
     def maybe(self, key: str) -> _Node:
         """The subschema at ``key``, or an always-true schema located at this node when it is absent."""
         if isinstance(self.value, dict) and key in self.value:
             return self.child(key)
-        return replace(self, value=True)
+        return _Node(True, self.side, self.file, self.pointer, self.base, self.draft)
 
     @property
     def schema(self) -> dict[str, Any]:

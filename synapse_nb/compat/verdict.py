@@ -129,8 +129,15 @@ def _contract(source: Contract | str | Path) -> Contract:
     return source if isinstance(source, Contract) else Contract.from_folder(source)
 
 
+def _schema_files(contract: Contract) -> dict[str, str] | None:
+    """``schemas/*`` by path and sha256 (None when the file list is not known): equal means no schema change."""
+    if contract.files is None:
+        return None
+    return {e.path: e.sha256 for e in contract.files.entries if e.path.startswith(f"{SCHEMA_DIR}/")}
+
+
 def _implementation(old: Contract, new: Contract, found: list[Change]) -> list[Change]:
-    if old.files is None or new.files is None or old.files.digest == new.files.digest:
+    if old.files is None or new.files is None or old.files.entries == new.files.entries:
         return []
     diffs = diff_filesets(old.files, new.files)
     outside = [
@@ -198,8 +205,9 @@ def compare(old: Contract, new: Contract) -> tuple[list[Change], list[str]]:
         return (old if side == "old" else new).manifest_line(pointer)
 
     found = diff_interface(old.manifest, new.manifest, line_of=manifest_line)
-    found += diff_schema(old.schemas, new.schemas, INPUT_SCHEMA, "input")
-    found += diff_schema(old.schemas, new.schemas, OUTPUT_SCHEMA, "output")
+    if _schema_files(old) is None or _schema_files(old) != _schema_files(new):
+        found += diff_schema(old.schemas, new.schemas, INPUT_SCHEMA, "input")
+        found += diff_schema(old.schemas, new.schemas, OUTPUT_SCHEMA, "output")
     found += _implementation(old, new, found)
     return _apply_overrides(old, new, found)
 
