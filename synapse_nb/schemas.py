@@ -188,7 +188,9 @@ def validation_error(
     return ValidationError(message, plugin=plugin, pointer=pointer, schema=name, direction=direction, details=details)
 
 
-def _load_one(path: Path, display: str, validate: bool = True) -> tuple[Any, list[Problem]]:
+def _load_one(
+    path: Path, display: str, validate: bool = True, texts: dict[str, str] | None = None
+) -> tuple[Any, list[Problem]]:
     try:
         raw = path.read_bytes()
     except OSError as exc:
@@ -199,6 +201,8 @@ def _load_one(path: Path, display: str, validate: bool = True) -> tuple[Any, lis
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
         return None, [Problem(display, "not UTF-8 text; is this a binary file?")]
+    if texts is not None:
+        texts[path.name] = text
     try:
         schema = json.loads(text, object_pairs_hook=_reject_duplicates)
     except json.JSONDecodeError as exc:
@@ -244,11 +248,13 @@ def load_schemas(
     required: tuple[str, ...] = (INPUT_SCHEMA, OUTPUT_SCHEMA),
     display_root: str | None = None,
     validate: bool = True,
+    texts: dict[str, str] | None = None,
 ) -> SchemaSet:
     """Load and check every schema in ``plugin_dir/schemas``; :class:`SchemaError` lists every problem.
 
     ``validate=False`` only reads them (JSON, size, declared draft), without checking them against their
-    metaschema or resolving their ``$ref``s: for callers that compare schemas rather than use them.
+    metaschema or resolving their ``$ref``s: for callers that compare schemas rather than use them. ``texts``,
+    when given, receives the text of each file by name (to locate lines without reading the files twice).
     """
     folder = Path(plugin_dir) / SCHEMA_DIR
     root = display_root if display_root is not None else str(plugin_dir)
@@ -266,7 +272,7 @@ def load_schemas(
         if not (folder / name).is_file():
             problems.append(Problem(shown(name), "missing; every plugin declares its input and output schema"))
     for path in sorted(folder.glob("*.json")):
-        schema, found = _load_one(path, shown(path.name), validate)
+        schema, found = _load_one(path, shown(path.name), validate, texts)
         problems.extend(found)
         if schema is not None and not found:
             schemas[path.name] = schema

@@ -16,7 +16,7 @@ from typing import Any
 from ..errors import InvalidError
 from ..fileset import FileSet, scan_folder
 from ..manifest import MANIFEST_FILE, Manifest, load_manifest
-from ..schemas import SCHEMA_DIR, load_schemas
+from ..schemas import load_schemas
 from ..semver import SemVer
 from ..yamlpos import YamlProblems, load_located_yaml
 from .overrides import Override, load_overrides
@@ -65,8 +65,8 @@ class Contract:
         shown = origin or str(folder)
         if manifest is None:
             manifest = load_manifest(root)
-        schema_set = load_schemas(root, plugin=manifest.name, display_root=shown, validate=False)
-        texts = {name: (root / SCHEMA_DIR / name).read_text("utf-8-sig") for name in schema_set.schemas}
+        texts: dict[str, str] = {}
+        schema_set = load_schemas(root, plugin=manifest.name, display_root=shown, validate=False, texts=texts)
         try:
             manifest_text: str | None = (root / MANIFEST_FILE).read_text("utf-8-sig")
         except (OSError, UnicodeDecodeError):

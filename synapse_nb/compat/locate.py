@@ -8,7 +8,6 @@ since it parsed) degrades to the nearest located ancestor, never to an exception
 
 from __future__ import annotations
 
-import bisect
 import contextlib
 import json
 import re
@@ -49,10 +48,11 @@ class JsonLocator:
         self._lines: dict[str, int] | None = None
 
     def _scan(self) -> dict[str, int]:
-        newlines = [m.start() for m in re.finditer("\n", self.text)]
+        text = self.text
         lines: dict[str, int] = {}
         stack: list[_Frame] = []
-        for match in _TOKEN.finditer(self.text):
+        line, seen = 1, 0  # the line at offset `seen`, counted forward as tokens come
+        for match in _TOKEN.finditer(text):
             token = match.group()
             if token in ",:":
                 continue
@@ -61,20 +61,28 @@ class JsonLocator:
                     stack.pop()
                 continue
             top = stack[-1] if stack else None
-            if top is not None and top.is_object and top.key is None:  # a member name
-                top.key = _key(token)
-                lines[top.pointer + "/" + top.key] = bisect.bisect_right(newlines, match.start()) + 1
-                continue
+            if top is not None and top.is_object:
+                if top.key is None:  # a member name: the place a reader looks for the member
+                    top.key = _key(token)
+                    start = match.start()
+                    line += text.count("\n", seen, start)
+                    seen = start
+                    lines[top.pointer + "/" + top.key] = line
+                    continue
+                pointer = top.pointer + "/" + top.key
+                top.key = None
+                if token in "{[":
+                    stack.append(_Frame(token == "{", pointer))
+                continue  # a member's value: located at its name already
+            start = match.start()
+            line += text.count("\n", seen, start)
+            seen = start
             if top is None:
                 pointer = ""
-            elif top.is_object:
-                pointer = top.pointer + "/" + (top.key or "")
-                top.key = None
             else:
                 pointer = f"{top.pointer}/{top.index}"
                 top.index += 1
-            if pointer not in lines:
-                lines[pointer] = bisect.bisect_right(newlines, match.start()) + 1
+            lines.setdefault(pointer, line)
             if token in "{[":
                 stack.append(_Frame(token == "{", pointer))
         return lines

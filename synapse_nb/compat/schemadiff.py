@@ -142,7 +142,9 @@ class SchemaDocs:
             return None
         node = self.schemas[name]
         for part in fragment.split("/")[1:] if fragment else []:
-            key = unquote(part).replace("~1", "/").replace("~0", "~")
+            key = unquote(part) if "%" in part else part
+            if "~" in key:
+                key = key.replace("~1", "/").replace("~0", "~")
             if isinstance(node, dict) and key in node:
                 node = node[key]
             elif isinstance(node, list) and key.isdigit() and int(key) < len(node):
@@ -331,8 +333,8 @@ class _Walker:
             self.emit("schema-refuses-all", "narrow", "now accepts no value at all", n, None, where, pol)
             return
         od, nd = o.schema, n.schema
-        if kw.same(od, nd) and not self.docs["old"].has_ref(o.value) and not self.docs["new"].has_ref(n.value):
-            return
+        if not self.docs["old"].has_ref(o.value) and not self.docs["new"].has_ref(n.value) and kw.same(od, nd):
+            return  # equal, and nothing inside points elsewhere
         self.keywords(o, n, od, nd, where, pol, depth)
 
     def keywords(

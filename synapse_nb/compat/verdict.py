@@ -205,9 +205,15 @@ def compare(old: Contract, new: Contract) -> tuple[list[Change], list[str]]:
         return (old if side == "old" else new).manifest_line(pointer)
 
     found = diff_interface(old.manifest, new.manifest, line_of=manifest_line)
-    if _schema_files(old) is None or _schema_files(old) != _schema_files(new):
-        found += diff_schema(old.schemas, new.schemas, INPUT_SCHEMA, "input")
-        found += diff_schema(old.schemas, new.schemas, OUTPUT_SCHEMA, "output")
+    files_o, files_n = _schema_files(old), _schema_files(new)
+    for name, direction in ((INPUT_SCHEMA, "input"), (OUTPUT_SCHEMA, "output")):
+        if files_o is not None and files_n is not None:
+            path = f"{SCHEMA_DIR}/{name}"
+            if files_o == files_n:
+                continue  # not one schema file changed
+            if files_o.get(path) == files_n.get(path) and '"$ref"' not in old.schemas.texts.get(name, '"$ref"'):
+                continue  # this schema is the same bytes and refers to no other file
+        found += diff_schema(old.schemas, new.schemas, name, direction)  # type: ignore[arg-type]
     found += _implementation(old, new, found)
     return _apply_overrides(old, new, found)
 
