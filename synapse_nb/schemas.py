@@ -209,6 +209,8 @@ def _load_one(
         return None, [Problem(display, f"not valid JSON: {exc.msg}", exc.lineno, exc.colno)]
     except ValueError as exc:
         return None, [Problem(display, f"not valid JSON: {exc}")]
+    except RecursionError:
+        return None, [Problem(display, "nested too deeply to be a schema")]
     if not isinstance(schema, (dict, bool)):
         return None, [Problem(display, f"a schema must be an object or a boolean, got {type(schema).__name__}")]
     try:

@@ -170,3 +170,10 @@ def test_a_negative_example_count_is_a_usage_error(pair: tuple[Path, Path], caps
     old, new = pair
     assert main(["plugin", "compat", str(old), str(new), "--examples", "-1"]) == 2
     assert "--examples must be 0 or more" in capsys.readouterr().err
+
+
+def test_a_schema_nested_too_deeply_is_a_located_error_not_a_crash(pair: tuple[Path, Path], capsys: Capture) -> None:
+    old, new = pair
+    (new / "schemas" / "input_schema.json").write_text("[" * 100_000 + "]" * 100_000)
+    assert main(["plugin", "compat", str(old), str(new)]) == 3
+    assert "schemas/input_schema.json: nested too deeply to be a schema" in capsys.readouterr().err

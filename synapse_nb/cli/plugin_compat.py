@@ -97,7 +97,8 @@ def run(args: argparse.Namespace, out: Output) -> int:
     result = v.to_json()
     result["old"], result["new"] = old.origin, new.origin
     if not out.json_mode:
-        print(f"{v.name} {v.old_version} -> {v.new_version} ({v.bump_made} bump)")
+        made = {"none": "the same version", "downgrade": "a downgrade", "prerelease": "a pre-release step"}
+        print(f"{v.name} {v.old_version} -> {v.new_version} ({made.get(v.bump_made, v.bump_made + ' bump')})")
         print(_table(_rows(v)) if v.changes else "no changes")
         for c in v.changes:
             if c.accepted:

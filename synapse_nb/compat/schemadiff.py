@@ -341,7 +341,7 @@ class _Walker:
         self, o: _Node, n: _Node, od: dict[str, Any], nd: dict[str, Any], where: str, pol: int, depth: int
     ) -> None:
         handled: set[str] = set()
-        if self.lifted(o, n, od, nd, where, pol, depth, handled):
+        if compare_lifted(self, o, n, od, nd, where, pol, depth, handled):
             self.annotations(o, n, od, nd, where, pol, handled)
             return
         if (o.draft >= 2019 and isinstance(od.get("$ref"), str)) or (
@@ -353,9 +353,9 @@ class _Walker:
         self.values(o, n, od, nd, where, pol, handled)
         self.numbers(o, n, od, nd, where, pol, handled)
         self.strings(o, n, od, nd, where, pol, handled)
-        self.objects(o, n, od, nd, where, pol, depth, handled)
-        self.arrays(o, n, od, nd, where, pol, depth, handled)
-        self.combinators(o, n, od, nd, where, pol, depth, handled)
+        compare_objects(self, o, n, od, nd, where, pol, depth, handled)
+        compare_arrays(self, o, n, od, nd, where, pol, depth, handled)
+        compare_combinators(self, o, n, od, nd, where, pol, depth, handled)
         self.annotations(o, n, od, nd, where, pol, handled)
 
     def ref_keyword(
@@ -528,60 +528,6 @@ class _Walker:
                     where,
                     pol,
                 )
-
-    # -- objects ---------------------------------------------------------------------------------------------
-
-    def objects(
-        self,
-        o: _Node,
-        n: _Node,
-        od: dict[str, Any],
-        nd: dict[str, Any],
-        where: str,
-        pol: int,
-        depth: int,
-        handled: set[str],
-    ) -> None:
-        compare_objects(self, o, n, od, nd, where, pol, depth, handled)
-
-    def arrays(
-        self,
-        o: _Node,
-        n: _Node,
-        od: dict[str, Any],
-        nd: dict[str, Any],
-        where: str,
-        pol: int,
-        depth: int,
-        handled: set[str],
-    ) -> None:
-        compare_arrays(self, o, n, od, nd, where, pol, depth, handled)
-
-    def combinators(
-        self,
-        o: _Node,
-        n: _Node,
-        od: dict[str, Any],
-        nd: dict[str, Any],
-        where: str,
-        pol: int,
-        depth: int,
-        handled: set[str],
-    ) -> None:
-        compare_combinators(self, o, n, od, nd, where, pol, depth, handled)
-
-    def lifted(
-        self,
-        o: _Node,
-        n: _Node,
-        od: dict[str, Any],
-        nd: dict[str, Any],
-        where: str,
-        pol: int,
-        depth: int,
-        handled: set[str],
-    ) -> bool:
-        return compare_lifted(self, o, n, od, nd, where, pol, depth, handled)
 
     def annotations(
         self, o: _Node, n: _Node, od: dict[str, Any], nd: dict[str, Any], where: str, pol: int, handled: set[str]
