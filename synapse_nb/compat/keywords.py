@@ -18,6 +18,7 @@ __all__ = [
     "ANNOTATIONS",
     "COUNT_KEYWORDS",
     "STRUCTURAL",
+    "SUBSCHEMAS",
     "UNSUPPORTED",
     "Bound",
     "allowed_values",
@@ -56,6 +57,31 @@ STRUCTURAL = frozenset(
 )
 # Keywords whose effect depends on the evaluation of others: any change to them cannot be proven compatible.
 UNSUPPORTED = frozenset({"$dynamicRef", "$recursiveRef", "unevaluatedProperties", "unevaluatedItems"})
+# Keywords whose values are subschemas (or maps/lists of them) that the walker descends into.
+SUBSCHEMAS = frozenset(
+    {
+        "properties",
+        "patternProperties",
+        "additionalProperties",
+        "propertyNames",
+        "dependencies",
+        "dependentSchemas",
+        "items",
+        "prefixItems",
+        "additionalItems",
+        "contains",
+        "allOf",
+        "anyOf",
+        "oneOf",
+        "not",
+        "if",
+        "then",
+        "else",
+        "$ref",
+        "$defs",
+        "definitions",
+    }
+)
 # (keyword, is a lower bound): sizes of strings, arrays, objects and matches of `contains`.
 COUNT_KEYWORDS: tuple[tuple[str, bool], ...] = (
     ("minLength", True),

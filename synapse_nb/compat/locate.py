@@ -1,4 +1,4 @@
-"""Where a JSON pointer is in a JSON text: its line and column, found by one pass of a small tokenizer.
+"""Where a JSON pointer is in a JSON text: its line, found by one pass of a small tokenizer.
 
 The schemas were parsed by :func:`json.loads` already; this only needs the positions, and only for files in
 which a change was found. For ``/properties/zip/maxLength`` the line is that of the ``"maxLength"`` key (where a
@@ -15,12 +15,9 @@ from dataclasses import dataclass
 
 __all__ = ["JsonLocator"]
 
-_TOKEN = re.compile(
-    r'"(?:[^"\\]|\\.)*"'  # string
-    r"|[{}\[\]:,]"  # punctuation
-    r"|[^\s{}\[\]:,\"]+",  # number, true, false, null
-    re.DOTALL,
-)
+# Strings (whose contents may hold brackets), brackets and commas; numbers and literals need no token: a member's
+# line is its name's, and an array item that is a number is placed at its array (the nearest located ancestor).
+_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[{}\[\],]', re.DOTALL)
 
 
 @dataclass
@@ -54,13 +51,18 @@ class JsonLocator:
         line, seen = 1, 0  # the line at offset `seen`, counted forward as tokens come
         for match in _TOKEN.finditer(text):
             token = match.group()
-            if token in ",:":
+            top = stack[-1] if stack else None
+            if token == ",":
+                if top is not None:
+                    if top.is_object:
+                        top.key = None  # after a member (its value may have been a number: not a token)
+                    else:
+                        top.index += 1
                 continue
             if token in "}]":
                 if stack:
                     stack.pop()
                 continue
-            top = stack[-1] if stack else None
             if top is not None and top.is_object:
                 if top.key is None:  # a member name: the place a reader looks for the member
                     top.key = _key(token)
@@ -68,20 +70,13 @@ class JsonLocator:
                     line += text.count("\n", seen, start)
                     seen = start
                     lines[top.pointer + "/" + top.key] = line
-                    continue
-                pointer = top.pointer + "/" + top.key
-                top.key = None
-                if token in "{[":
-                    stack.append(_Frame(token == "{", pointer))
-                continue  # a member's value: located at its name already
+                elif token in "{[":
+                    stack.append(_Frame(token == "{", top.pointer + "/" + top.key))
+                continue  # a string member value: located at its name already
             start = match.start()
             line += text.count("\n", seen, start)
             seen = start
-            if top is None:
-                pointer = ""
-            else:
-                pointer = f"{top.pointer}/{top.index}"
-                top.index += 1
+            pointer = "" if top is None else f"{top.pointer}/{top.index}"
             lines.setdefault(pointer, line)
             if token in "{[":
                 stack.append(_Frame(token == "{", pointer))

@@ -349,14 +349,21 @@ class _Walker:
         ):
             handled.add("$ref")
             self.ref_keyword(o, n, od, nd, where, pol, depth)
-        self.types(o, n, od, nd, where, pol, handled)
-        self.values(o, n, od, nd, where, pol, handled)
-        self.numbers(o, n, od, nd, where, pol, handled)
-        self.strings(o, n, od, nd, where, pol, handled)
+        # Keywords that hold no subschema can only matter when one of them differs (most nodes: none does).
+        scalars_differ = o.draft != n.draft or any(
+            k not in kw.SUBSCHEMAS and (k not in od or k not in nd or not kw.same(od[k], nd[k]))
+            for k in od.keys() | nd.keys()
+        )
+        if scalars_differ:
+            self.types(o, n, od, nd, where, pol, handled)
+            self.values(o, n, od, nd, where, pol, handled)
+            self.numbers(o, n, od, nd, where, pol, handled)
+            self.strings(o, n, od, nd, where, pol, handled)
         compare_objects(self, o, n, od, nd, where, pol, depth, handled)
         compare_arrays(self, o, n, od, nd, where, pol, depth, handled)
         compare_combinators(self, o, n, od, nd, where, pol, depth, handled)
-        self.annotations(o, n, od, nd, where, pol, handled)
+        if scalars_differ:
+            self.annotations(o, n, od, nd, where, pol, handled)
 
     def ref_keyword(
         self, o: _Node, n: _Node, od: dict[str, Any], nd: dict[str, Any], where: str, pol: int, depth: int
