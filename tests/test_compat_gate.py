@@ -286,3 +286,24 @@ def test_a_patch_release_needs_only_a_patch_bump(plugin: Path) -> None:
     assert result.compat is not None
     assert (result.compat["required_bump"], result.compat["bump_made"]) == ("patch", "patch")
     assert [c["rule"] for c in result.compat["changes"]] == ["implementation-changed"]
+
+
+def test_replacing_a_running_version_needs_a_number_that_allows_the_changes(plugin: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from synapse_nb.compat import check_replacement
+
+    running = tmp_path / "running"
+    shutil.copytree(plugin, running)
+    edit_schema(plugin, "input_schema.json", add_optional)
+    v = check_replacement(running, plugin)  # same version, compatible: how a plugin is edited and re-loaded
+    assert (v.required_bump, v.compatible) == ("minor", True)
+    edit_schema(plugin, "input_schema.json", lambda s: s.update(required=[*s["required"], "lang"]))
+    with pytest.raises(CompatibilityError, match=r"but the version is still 0\.1\.0; use version 0\.2\.0"):
+        check_replacement(running, plugin)
+    set_version(plugin, "0.2.0")
+    assert check_replacement(running, plugin).compatible is False  # allowed, but saved state starts afresh
+    set_version(running, "0.3.0")
+    with pytest.raises(CompatibilityError, match=r"0\.2\.0 is lower than 0\.3\.0"):
+        check_replacement(running, plugin)
+    assert check_replacement(running, plugin, allow_downgrade=True).is_downgrade

@@ -159,6 +159,7 @@ def test_an_archive_member_that_would_escape_is_refused(
         (["nowhere", "nowhere-else"], "'nowhere': no such folder or archive, and not NAME@VERSION"),
         (["missing@1.0.0", "."], "no signed version of 'missing' matches '1.0.0'"),
         (["x@not a range", "."], "'not a range' is not a version range"),
+        (["..@1.0.0", "."], "'..@1.0.0' is not NAME@VERSION"),
     ],
 )
 def test_bad_arguments_are_usage_errors(argv: list[str], message: str, capsys: Capture) -> None:

@@ -17,7 +17,7 @@ The parts, each its own module:
 from __future__ import annotations
 
 from .contract import Contract
-from .gate import REUSE_POLICIES, Gate, ReusePolicy, check_release
+from .gate import REUSE_POLICIES, Gate, ReusePolicy, check_release, check_replacement
 from .history import HistoryRecord, find_record, publisher_id, records
 from .model import BUMPS, Bump, Change, Direction, Effect
 from .overrides import OVERRIDES_FILE, Override
@@ -43,6 +43,7 @@ __all__ = [
     "Verdict",
     "bump_made",
     "check_release",
+    "check_replacement",
     "compare",
     "diff_schema",
     "find_record",

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from ..fileset import FileSet
     from ..manifest import Manifest
 
-__all__ = ["REUSE_POLICIES", "Gate", "ReusePolicy", "check_release"]
+__all__ = ["REUSE_POLICIES", "Gate", "ReusePolicy", "check_release", "check_replacement"]
 
 ReusePolicy = Literal["refuse", "compatible"]
 REUSE_POLICIES: tuple[ReusePolicy, ...] = ("refuse", "compatible")
@@ -178,3 +178,37 @@ def _reused(gate: Gate, same: HistoryRecord, reuse: ReusePolicy, floor: SemVer) 
         suggested=suggested,
         details=[str(c) for c in v.blocking[1:12]],
     )
+
+
+def check_replacement(
+    old: Contract | str | Path, new: Contract | str | Path, *, allow_downgrade: bool = False
+) -> Verdict:
+    """For a new version replacing a running one (``PluginManager.load``, a re-run notebook cell).
+
+    Returns the verdict (``.compatible`` says whether saved state may carry over); raises
+    :class:`CompatibilityError` when the new version number does not allow its changes: a bump too small, a
+    lower version (unless ``allow_downgrade``), or the same version with a change that needs a major bump
+    (the same version with compatible changes is how a plugin under development is edited and re-loaded).
+    """
+    v = verdict(old, new)
+    if v.bump_made == "downgrade" and allow_downgrade:
+        return v
+    if v.bump_made == "none":
+        if v.compatible:
+            return v
+        first = v.blocking[0]
+        suggested = next_version(v.new_version, v.required_bump)
+        raise _refuse(
+            v.name,
+            f"{first} needs a {v.required_bump} bump, but the version is still {v.new_version}; "
+            f"use version {suggested}",
+            kind="reused-version",
+            v=v,
+            baseline=str(v.old_version),
+            suggested=suggested,
+            details=[str(c) for c in v.blocking[1:12]],
+        )
+    error = v.refusal()
+    if error is not None:
+        raise error
+    return v

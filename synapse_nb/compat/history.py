@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
 __all__ = ["HISTORY_DIR", "HistoryRecord", "find_record", "publisher_id", "records", "write_record"]
 
 HISTORY_DIR = "history"
+_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")  # a plugin name (manifest v1): a safe folder name
 MAX_RECORD_BYTES = 8 << 20
 
 
@@ -143,7 +145,7 @@ def write_record(contract: Contract, publisher: str, **extra: Any) -> Path:
 def find_record(spec: str) -> HistoryRecord:
     """``NAME@VERSION`` or ``NAME@RANGE`` (``^1.2``, ``~1.2.3``...; the highest match) from the local history."""
     name, _, wanted = spec.partition("@")
-    if not name or not wanted:
+    if not _NAME.match(name) or not wanted:
         raise UsageError(f"{spec!r} is not NAME@VERSION (e.g. sentiment-analyzer@1.2.0 or sentiment-analyzer@^1.2)")
     try:
         range_ = SemVerRange.parse(wanted)
