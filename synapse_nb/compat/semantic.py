@@ -34,6 +34,7 @@ __all__ = ["MEMORY_LIMIT_BYTES", "declared_contract", "semantic_changes"]
 
 MEMORY_LIMIT_BYTES = 2 << 30
 MAX_INLINED_NODES = 20_000
+MAX_EVENT_BYTES = 64 << 10
 INSTALL_HINT = (
     "the semantic check needs hypothesis-jsonschema: pip install hypothesis-jsonschema (or pass --examples 0)"
 )
@@ -225,14 +226,17 @@ def _pointer(path: Any) -> str:
 
 
 def _emit(event: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(event, default=str) + "\n")
+    line = json.dumps(event, default=str)
+    if len(line) > MAX_EVENT_BYTES:  # a huge counterexample: show its start, keep the parent's memory small
+        line = json.dumps({**event, "value": show(event.get("value"), 2000)}, default=str)
+    sys.stdout.write(line + "\n")
     sys.stdout.flush()
 
 
 def _check(job: dict[str, Any], examples: int) -> None:
     from pathlib import Path
 
-    from hypothesis import HealthCheck, given, settings
+    from hypothesis import HealthCheck, Verbosity, given, settings
     from hypothesis_jsonschema import from_schema
     from jsonschema.exceptions import best_match
 
@@ -256,7 +260,12 @@ def _check(job: dict[str, Any], examples: int) -> None:
         pass
 
     @settings(
-        max_examples=examples, derandomize=True, database=None, deadline=None, suppress_health_check=list(HealthCheck)
+        max_examples=examples,
+        derandomize=True,
+        database=None,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+        verbosity=Verbosity.quiet,
     )
     @given(from_schema(schema))
     def check(value: Any) -> None:
