@@ -119,23 +119,29 @@ def records(name: str, publisher: str | None = None) -> list[HistoryRecord]:
 def write_record(contract: Contract, publisher: str, **extra: Any) -> Path:
     """Record ``contract`` as signed by ``publisher`` (replacing a record of the same version).
 
-    The file is replaced atomically (readers see the old record or the new one) but not fsync'ed: this runs on
-    every ``plugin sign``, and a record lost to a power cut only makes the next comparison start one version
-    earlier, which the signature written next to it does not depend on.
+    A new version's record is created in place (``O_EXCL``: no other writer can be half-way through it); a
+    replaced record is written beside it and renamed over it, so readers see the old record or the new one.
+    Neither is fsync'ed: this runs on every ``plugin sign``, and a record lost to a power cut only makes the next
+    comparison start one version earlier (a record cut short says so when read, naming the file to remove).
     """
     folder = history_root() / contract.name / publisher
     path = folder / f"{_key(contract.version)}.json"
-    data = json.dumps(contract.to_record(publisher=publisher, **extra), ensure_ascii=False, default=str)
+    data = json.dumps(contract.to_record(publisher=publisher, **extra), ensure_ascii=False, default=str).encode()
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            target = path
+        except FileExistsError:
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+            target = Path(tmp)
         try:
             with os.fdopen(fd, "wb") as fh:
-                fh.write(data.encode("utf-8"))
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, path)
+                fh.write(data)
+            if target != path:
+                os.replace(target, path)
         except BaseException:
-            Path(tmp).unlink(missing_ok=True)
+            target.unlink(missing_ok=True)
             raise
     except OSError as exc:
         raise UsageError(f"cannot record {contract.id} in {folder}: {exc.strerror or exc}") from None

@@ -153,10 +153,10 @@ def sign_folder(
     gate = check_release(root, manifest, files, chain, reuse=reuse)
     statement = Statement(manifest.name, str(manifest.version), moment, files)
     envelope = sign_envelope(statement.to_bytes(), key, chain)
-    leaf = chain[0]
-    gate.commit(signer=subject(leaf), signed_at=moment)  # before the signature: a version signed is recorded
     target = root / SIGNATURE_FILE
     atomic_write(target, envelope.to_bytes())
+    leaf = chain[0]
+    gate.commit(signer=subject(leaf), signed_at=moment)
     return SignResult(
         path=target,
         plugin=manifest.name,
