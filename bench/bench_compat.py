@@ -93,12 +93,17 @@ def _large_plugin(folder: Path, variant: int, version: str) -> Path:
     return plugin
 
 
-def _quiet(fn: Callable[[], int]) -> Callable[[], float]:
+def _quiet(fn: Callable[[], int], ok: tuple[int, ...] = (0,)) -> Callable[[], float]:
+    """``fn`` timed in ms with its output swallowed; an exit code not in ``ok`` stops the benchmark."""
+
     def timed() -> float:
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()) as err:
             start = time.perf_counter()
-            fn()
-            return (time.perf_counter() - start) * 1000
+            code = fn()
+            elapsed = (time.perf_counter() - start) * 1000
+        if code not in ok:
+            raise SystemExit(f"the benchmarked command exited {code}: {err.getvalue().strip()}")
+        return elapsed
 
     return timed
 
@@ -116,14 +121,14 @@ def _compat_rows(root: Path, rounds: int) -> list[Row]:
         load_schemas(new)
         return 0
 
-    runs = {"compat": _quiet(lambda: main([*argv, "--examples", "0"])), "load": _quiet(load_both)}
+    runs = {"compat": _quiet(lambda: main([*argv, "--examples", "0"]), (0, 3)), "load": _quiet(load_both)}
     for fn in runs.values():
         fn()
     times: dict[str, list[float]] = {name: [] for name in runs}
     for i in range(rounds):  # alternate which goes first, so neither gains from running after the other
         for name, fn in list(runs.items())[:: 1 if i % 2 else -1]:
             times[name].append(fn())
-    semantic = _quiet(lambda: main(argv))()
+    semantic = _quiet(lambda: main(argv), (0, 3))()
     compat, load = median(times["compat"]), median(times["load"])
     what = f"{PROPERTIES}-property schemas, nested $refs"
     spread = f"{min(times['compat']):.1f}-{max(times['compat']):.1f} ms"
@@ -157,6 +162,7 @@ def _sign_rows(root: Path, rounds: int) -> list[Row]:
     first = next(history_root().glob("small/*/1.0.0.json"))
     handler = plugin / "handler.py"
     handler.write_text(handler.read_text() + "\n# a fix\n")
+    manifest.write_text(text.replace("version: 0.1.0", "version: 1.0.1"))
     rows = [_sign_row(plugin, first.with_name("1.0.1.json"), rounds, "a patch release (handler changed)")]
     manifest.write_text(text.replace("version: 0.1.0", "version: 1.1.0"))
     schema = plugin / "schemas" / "input_schema.json"

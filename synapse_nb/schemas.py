@@ -188,9 +188,7 @@ def validation_error(
     return ValidationError(message, plugin=plugin, pointer=pointer, schema=name, direction=direction, details=details)
 
 
-def _load_one(
-    path: Path, display: str, validate: bool = True, texts: dict[str, str] | None = None
-) -> tuple[Any, list[Problem]]:
+def _load_one(path: Path, display: str) -> tuple[Any, list[Problem]]:
     try:
         raw = path.read_bytes()
     except OSError as exc:
@@ -201,24 +199,20 @@ def _load_one(
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
         return None, [Problem(display, "not UTF-8 text; is this a binary file?")]
-    if texts is not None:
-        texts[path.name] = text
     try:
         schema = json.loads(text, object_pairs_hook=_reject_duplicates)
     except json.JSONDecodeError as exc:
         return None, [Problem(display, f"not valid JSON: {exc.msg}", exc.lineno, exc.colno)]
     except ValueError as exc:
         return None, [Problem(display, f"not valid JSON: {exc}")]
-    except RecursionError:
-        return None, [Problem(display, "nested too deeply to be a schema")]
     if not isinstance(schema, (dict, bool)):
         return None, [Problem(display, f"a schema must be an object or a boolean, got {type(schema).__name__}")]
     try:
         draft = draft_of(schema, file=display)
     except SchemaError as exc:
         return None, exc.problems
-    if not validate or is_plainly_valid_schema(schema, draft):
-        return schema, []  # well-formed by construction (or not asked); jsonschema is not even imported
+    if is_plainly_valid_schema(schema, draft):
+        return schema, []  # well-formed by construction; jsonschema is not even imported
     cls = validator_class_for(schema, file=display)
     problems = [
         Problem(
@@ -249,15 +243,8 @@ def load_schemas(
     plugin: str | None = None,
     required: tuple[str, ...] = (INPUT_SCHEMA, OUTPUT_SCHEMA),
     display_root: str | None = None,
-    validate: bool = True,
-    texts: dict[str, str] | None = None,
 ) -> SchemaSet:
-    """Load and check every schema in ``plugin_dir/schemas``; :class:`SchemaError` lists every problem.
-
-    ``validate=False`` only reads them (JSON, size, declared draft), without checking them against their
-    metaschema or resolving their ``$ref``s: for callers that compare schemas rather than use them. ``texts``,
-    when given, receives the text of each file by name (to locate lines without reading the files twice).
-    """
+    """Load and check every schema in ``plugin_dir/schemas``; :class:`SchemaError` lists every problem."""
     folder = Path(plugin_dir) / SCHEMA_DIR
     root = display_root if display_root is not None else str(plugin_dir)
 
@@ -274,14 +261,12 @@ def load_schemas(
         if not (folder / name).is_file():
             problems.append(Problem(shown(name), "missing; every plugin declares its input and output schema"))
     for path in sorted(folder.glob("*.json")):
-        schema, found = _load_one(path, shown(path.name), validate, texts)
+        schema, found = _load_one(path, shown(path.name))
         problems.extend(found)
         if schema is not None and not found:
             schemas[path.name] = schema
     if problems:
         raise SchemaError.from_problems(problems, plugin=plugin)
-    if not validate:
-        return SchemaSet(folder=folder, schemas=schemas, plugin=plugin)
     refs = {name: _refs(s, s.get("$id", name) if isinstance(s, dict) else name) for name, s in schemas.items()}
     if not any(refs.values()):
         return SchemaSet(folder=folder, schemas=schemas, plugin=plugin)  # no $ref: no registry needed yet

@@ -8,15 +8,14 @@ set (path, size, sha256 of every file: to tell an implementation change from no 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import InvalidError
+from ..errors import InvalidError, Problem, SchemaError
 from ..fileset import FileSet, scan_folder
 from ..manifest import MANIFEST_FILE, Manifest, load_manifest
-from ..schemas import load_schemas
+from ..schemas import MAX_SCHEMA_BYTES, SCHEMA_DIR
 from ..semver import SemVer
 from ..yamlpos import YamlProblems, load_located_yaml
 from .overrides import Override, load_overrides
@@ -65,8 +64,9 @@ class Contract:
         shown = origin or str(folder)
         if manifest is None:
             manifest = load_manifest(root)
-        texts: dict[str, str] = {}
-        schema_set = load_schemas(root, plugin=manifest.name, display_root=shown, validate=False, texts=texts)
+        if files is None:
+            files = scan_folder(root)
+        texts = _schema_texts(root, files, f"{shown}/{SCHEMA_DIR}")
         try:
             manifest_text: str | None = (root / MANIFEST_FILE).read_text("utf-8-sig")
         except (OSError, UnicodeDecodeError):
@@ -76,8 +76,8 @@ class Contract:
             version=manifest.version,
             manifest=manifest.raw,
             manifest_text=manifest_text,
-            schemas=SchemaDocs(dict(schema_set.schemas), texts),
-            files=files if files is not None else scan_folder(root),
+            schemas=SchemaDocs(texts=texts, origin=f"{shown}/{SCHEMA_DIR}"),
+            files=files,
             origin=shown,
             folder=root,
             overrides=load_overrides(root, display=f"{shown}/compat.yaml"),
@@ -90,13 +90,12 @@ class Contract:
             if data.get("format") != RECORD_FORMAT:
                 raise ValueError(f"format is {data.get('format')!r}, not {RECORD_FORMAT!r}")
             texts = {str(k): str(v) for k, v in data["schemas"].items()}
-            schemas = {name: json.loads(text) for name, text in texts.items()}
             return cls(
                 name=str(data["name"]),
                 version=SemVer.parse(data["version"]),
                 manifest=dict(data["manifest"]),
                 manifest_text=data.get("manifest_text"),
-                schemas=SchemaDocs(schemas, texts),
+                schemas=SchemaDocs(texts=texts, origin=f"{origin} {SCHEMA_DIR}"),
                 files=FileSet.from_json(data["files"]) if data.get("files") is not None else None,
                 origin=origin,
             )
@@ -129,3 +128,25 @@ class Contract:
                 return None
         line, _col = self._manifest_lines.position(pointer, prefer_key=True)
         return int(line)
+
+
+def _schema_texts(root: Path, files: FileSet, shown: str) -> dict[str, str]:
+    """The text of every ``schemas/*.json`` of the file set (read, size-checked and decoded; parsed later)."""
+    texts: dict[str, str] = {}
+    problems: list[Problem] = []
+    for entry in files.entries:
+        folder, _, name = entry.path.rpartition("/")
+        if folder != SCHEMA_DIR or not name.endswith(".json"):
+            continue
+        if entry.size > MAX_SCHEMA_BYTES:
+            problems.append(Problem(f"{shown}/{name}", f"file is over the {MAX_SCHEMA_BYTES >> 20} MiB limit"))
+            continue
+        try:
+            texts[name] = (root / entry.path).read_bytes()[: MAX_SCHEMA_BYTES + 1].decode("utf-8-sig")
+        except OSError as exc:
+            problems.append(Problem(f"{shown}/{name}", f"cannot read: {exc.strerror}"))
+        except UnicodeDecodeError:
+            problems.append(Problem(f"{shown}/{name}", "not UTF-8 text; is this a binary file?"))
+    if problems:
+        raise SchemaError.from_problems(problems)
+    return texts

@@ -21,23 +21,47 @@ the rest is reported as one ``unknown`` change instead of running on.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urldefrag, urljoin
 
+from ..errors import Problem, SchemaError
 from ..schemas import SCHEMA_DIR, SchemaSet, draft_of
 from . import keywords as kw
 from .locate import JsonLocator
 from .model import Change, Direction, Effect, Side, bump_for
 from .structure import compare_arrays, compare_combinators, compare_lifted, compare_objects
 
-__all__ = ["MAX_DEPTH", "MAX_STEPS", "SchemaDocs", "diff_schema"]
+__all__ = ["MAX_DEPTH", "MAX_STEPS", "SchemaDocs", "diff_schema", "parse_schema"]
 
 MAX_STEPS = 200_000
 MAX_DEPTH = 96
 MAX_REF_HOPS = 32
 TRUE: dict[str, Any] = {}
+
+
+def parse_schema(text: str, display: str) -> Any:
+    """One schema file's JSON, decoded with bounds; :class:`SchemaError` (exit 3) names the file and the place."""
+    import json
+
+    def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in out:
+                raise ValueError(f"duplicate key {key!r}")
+            out[key] = value
+        return out
+
+    try:
+        return json.loads(text, object_pairs_hook=no_duplicates)
+    except json.JSONDecodeError as exc:
+        problem = Problem(display, f"not valid JSON: {exc.msg}", exc.lineno, exc.colno)
+    except ValueError as exc:
+        problem = Problem(display, f"not valid JSON: {exc}")
+    except RecursionError:
+        problem = Problem(display, "nested too deeply to be a schema")
+    raise SchemaError.from_problems([problem])
 
 
 def _esc(key: str | int) -> str:
@@ -53,17 +77,27 @@ class _Loc:
     draft: int
 
 
-@dataclass
 class SchemaDocs:
-    """One version's ``schemas/``: parsed schemas and their texts by file name, with a lazy ``$ref`` resolver."""
+    """One version's ``schemas/``: texts by file name, parsed on first need, with a lazy ``$ref`` resolver."""
 
-    schemas: dict[str, Any]
-    texts: dict[str, str] = field(default_factory=dict)
-    _set: SchemaSet | None = field(default=None, repr=False)
-    _index: dict[int, _Loc] | None = field(default=None, repr=False)
-    _has_ref: dict[int, bool] = field(default_factory=dict, repr=False)
-    _locators: dict[str, JsonLocator] = field(default_factory=dict, repr=False)
-    _uris: dict[str, str] | None = field(default=None, repr=False)
+    def __init__(
+        self, schemas: dict[str, Any] | None = None, texts: dict[str, str] | None = None, *, origin: str = SCHEMA_DIR
+    ) -> None:
+        self._schemas = schemas
+        self.texts: dict[str, str] = dict(texts or {})
+        self.origin = origin
+        self._set: SchemaSet | None = None
+        self._index: dict[int, _Loc] | None = None
+        self._has_ref: dict[int, bool] = {}
+        self._locators: dict[str, JsonLocator] = {}
+        self._uris: dict[str, str] | None = None
+
+    @property
+    def schemas(self) -> dict[str, Any]:
+        """The parsed schemas; a file that is not JSON is a :class:`~synapse_nb.errors.SchemaError`, located."""
+        if self._schemas is None:
+            self._schemas = {name: parse_schema(text, f"{self.origin}/{name}") for name, text in self.texts.items()}
+        return self._schemas
 
     def draft(self, name: str) -> int:
         try:
