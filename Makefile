@@ -41,7 +41,7 @@ demo: $(STAMP)
 # JupyterLab with the tutorials (the "Python 3 (Synapse)" kernel preloads the extension).
 lab: $(STAMP)
 	$(CLI) kernel install --prefix $(VENV)
-	$(VENV)/bin/jupyter lab notebooks/
+	$(VENV)/bin/jupyter lab notebooks/ $$( [ "$$(id -u)" = 0 ] && echo --allow-root )
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check synapse_nb tests bench

@@ -5,7 +5,9 @@ The file set is what gets signed and what a worker runs: every regular file in t
 file. Bytecode (``__pycache__/``, ``*.pyc``, ``*.pyo``) is dropped, never listed: workers run with bytecode
 writing off from a snapshot that holds no bytecode, so unsigned bytecode can never be loaded. Anything that
 could make two readers disagree about the folder is refused: symlinks, special files, names that are not
-NFC-normalised UTF-8, backslashes, control characters, and names that collide case-insensitively.
+NFC-normalised UTF-8, backslashes, control characters, names that collide case-insensitively, and files with
+more than one hard link (a link to a file outside the folder, such as a private key, would be signed and
+readable in the jail). A file that vanishes or changes type while the folder is read is tampering (exit 4).
 
 A :class:`Snapshot` is a content-addressed copy under ``SYNAPSE_HOME/cache/plugins/<digest>`` made by hashing
 each file *while* copying it, so the digest describes exactly the bytes a worker will see (no window between
@@ -24,9 +26,9 @@ import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from .errors import InvalidError, Problem
+from .errors import InvalidError, Problem, SignatureError
 
 __all__ = [
     "SIGNATURE_FILE",
@@ -46,7 +48,19 @@ _CHUNK = 1 << 20
 
 
 class FileSetError(InvalidError):
-    """The folder holds something a signed file set cannot describe unambiguously."""
+    """The folder holds something a signed file set cannot describe unambiguously.
+
+    ``hard_links`` names the files refused only because they have more than one link: a problem of the folder
+    as the user made it (exit 3), never waived and never reported as tampering.
+    """
+
+    hard_links: tuple[str, ...] = ()
+
+
+def _changed(path: Path | str, plugin: str | None = None) -> SignatureError:
+    return SignatureError(
+        f"tampered: {path} vanished or changed while the folder was being read", plugin=plugin, reason="tampered"
+    )
 
 
 @dataclass(frozen=True)
@@ -72,10 +86,6 @@ class FileSet:
         """sha256 of the canonical JSON of the entries: the identity of this exact set of bytes."""
         canonical = json.dumps([e.to_json() for e in self.entries], sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
-
-    @property
-    def total_size(self) -> int:
-        return sum(e.size for e in self.entries)
 
     def by_path(self) -> dict[str, FileEntry]:
         return {e.path: e for e in self.entries}
@@ -108,6 +118,12 @@ def _name_problem(name: str) -> str | None:
     return None
 
 
+def _refuse(problems: list[Problem], plugin: str) -> FileSetError:
+    error = cast(FileSetError, FileSetError.from_problems(problems, plugin=plugin))
+    error.hard_links = tuple(p.file for p in problems if "hard links" in p.message)
+    return error
+
+
 def _walk(folder: Path, exclude: frozenset[str]) -> tuple[list[tuple[str, Path]], list[Problem]]:
     """Every regular file as (relative POSIX path, absolute path); problems for everything refused."""
     files: list[tuple[str, Path]] = []
@@ -130,7 +146,11 @@ def _walk(folder: Path, exclude: frozenset[str]) -> tuple[list[tuple[str, Path]]
             if why is not None:
                 problems.append(Problem(f"{shown}/{rel}", f"file name {entry.name!r} {why}"))
                 continue
-            mode = entry.stat(follow_symlinks=False).st_mode
+            try:
+                info = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                raise _changed(f"{shown}/{rel}") from None
+            mode = info.st_mode
             if stat.S_ISLNK(mode):
                 problems.append(Problem(f"{shown}/{rel}", "is a symbolic link; plugins hold regular files only"))
             elif stat.S_ISDIR(mode):
@@ -139,6 +159,14 @@ def _walk(folder: Path, exclude: frozenset[str]) -> tuple[list[tuple[str, Path]]
                 problems.append(Problem(f"{shown}/{rel}", "is a special file (device, FIFO or socket)"))
             elif rel in exclude or is_bytecode(rel_parts):
                 continue
+            elif info.st_nlink > 1:
+                problems.append(
+                    Problem(
+                        f"{shown}/{rel}",
+                        f"has {info.st_nlink} hard links; a plugin file must have exactly one "
+                        "(a hard link could expose another file, such as a key, to the jail)",
+                    )
+                )
             else:
                 files.append((rel, Path(entry.path)))
             if len(files) > MAX_FILES:
@@ -154,14 +182,24 @@ def _walk(folder: Path, exclude: frozenset[str]) -> tuple[list[tuple[str, Path]]
     return files, problems
 
 
+def _open_regular(path: Path) -> int:
+    """A read descriptor on the regular file ``path`` (never through a symlink); tampering if it changed."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    except OSError:
+        raise _changed(path) from None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode) or info.st_nlink > 1:
+        os.close(fd)
+        raise _changed(path)
+    return fd
+
+
 def _hash_file(path: Path, copy_to: Path | None = None) -> tuple[int, str]:
     digest = hashlib.sha256()
     size = 0
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)
-    fd = os.open(path, flags)
+    fd = _open_regular(path)
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise FileSetError(f"{path} changed into a special file while being read")
         out = open(copy_to, "xb") if copy_to is not None else None  # noqa: SIM115 - closed below
         try:
             while chunk := os.read(fd, _CHUNK):
@@ -182,7 +220,7 @@ def scan_folder(folder: str | Path, *, exclude: tuple[str, ...] = (SIGNATURE_FIL
     root = Path(folder)
     files, problems = _walk(root, frozenset(exclude))
     if problems:
-        raise FileSetError.from_problems(problems, plugin=root.resolve().name)
+        raise _refuse(problems, root.resolve().name)
     entries = []
     for rel, path in files:
         size, sha = _hash_file(path)
@@ -221,10 +259,8 @@ IN_MEMORY_SNAPSHOT_BYTES = 16 << 20
 
 def _read_regular(path: Path) -> bytes:
     """All bytes of a regular file, opened without following symlinks."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    fd = _open_regular(path)
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise FileSetError(f"{path} changed into a special file while being read")
         chunks = []
         while chunk := os.read(fd, _CHUNK):
             chunks.append(chunk)
@@ -244,10 +280,14 @@ def snapshot_folder(folder: str | Path, cache_root: Path) -> Snapshot:
     root = Path(folder)
     files, problems = _walk(root, frozenset({SIGNATURE_FILE}))
     if problems:
-        raise FileSetError.from_problems(problems, plugin=root.resolve().name)
+        raise _refuse(problems, root.resolve().name)
     cache_root.mkdir(parents=True, exist_ok=True)
     signature, signature_error = _read_signature_file(root / SIGNATURE_FILE)
-    if sum(path.stat().st_size for _, path in files) <= IN_MEMORY_SNAPSHOT_BYTES:
+    try:
+        total = sum(path.stat().st_size for _, path in files)
+    except OSError:
+        raise _changed(root) from None
+    if total <= IN_MEMORY_SNAPSHOT_BYTES:
         contents = {rel: _read_regular(path) for rel, path in files}
         fileset = FileSet(
             tuple(FileEntry(rel, len(data), hashlib.sha256(data).hexdigest()) for rel, data in contents.items())

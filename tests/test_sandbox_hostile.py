@@ -19,7 +19,7 @@ from synapse_nb.errors import (
     SynapseError,
     ValidationError,
 )
-from synapse_nb.plugin import Plugin
+from synapse_nb.plugin import Plugin, load
 
 from .sandbox_helpers import jailed_pids, require_nsjail, write_plugin
 
@@ -41,7 +41,7 @@ def good(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Plugin]:
     os.environ["SYNAPSE_HOME"] = str(home)
     try:
         folder = write_plugin(tmp_path_factory.mktemp("good") / "good", "return {'echo': data}", name="good")
-        plugin = Plugin(folder)
+        plugin = load(folder)
     finally:
         if old is not None:
             os.environ["SYNAPSE_HOME"] = old
@@ -54,7 +54,7 @@ def hostile(tmp_path: Path, good: Plugin) -> Iterator[Hostile]:
     made: list[Plugin] = []
 
     def make(body: str, **kwargs: object) -> Plugin:
-        plugin = Plugin(write_plugin(tmp_path / f"p{len(made)}", body, **kwargs))  # type: ignore[arg-type]
+        plugin = load(write_plugin(tmp_path / f"p{len(made)}", body, **kwargs))  # type: ignore[arg-type]
         made.append(plugin)
         return plugin
 

@@ -1,7 +1,9 @@
 """The runner inside the jail: one handler, a request loop on the worker channel.
 
 Started by the host as ``python -I -S -B -c <bootstrap> RFD WFD``; the first frame it reads is ``start``
-(plugin identity, restored state, secrets, log limits), then ``call``, ``batch``, ``state`` and ``stop``.
+(plugin identity, restored state, secrets, log limits), then ``call``, ``batch``, ``state`` and ``stop``. In
+``test`` mode the handler is not imported at start: the one ``test`` request runs the plugin's pytest session
+here, inside the jail (see :mod:`.testsession`).
 Standard library only, and imports are kept to what every call needs, because they are part of cold start.
 
 Replies are built by concatenating already-encoded JSON so that a result is encoded exactly once. What the
@@ -85,7 +87,8 @@ class _BinaryCapture:
 
 
 class _ChannelSession:
-    """``context.session`` inside the jail: every operation is a round trip to the host's store."""
+    """``context.session`` inside the jail: every operation is a round trip to the host's store (which enforces
+    the quota: a full session raises ``ResourceLimitExceeded`` here, exit 6 unless the handler catches it)."""
 
     def __init__(self, guest: Guest) -> None:
         self._guest = guest
@@ -113,6 +116,9 @@ class Guest:
         self.out = _Capture(64 * 1024)
         self.err = _Capture(64 * 1024)
         self.max_output = 16 << 20
+        self.max_state = 8 << 20
+        self.mode = "serve"
+        self.isolation = "nsjail"
         self.last_state = b"{}"
         self.child_exited = False
         self.pending: list[Any] = []  # requests read while waiting for a session reply
@@ -158,6 +164,9 @@ class Guest:
             info = {"kind": "validation", "message": exc.message, "pointer": exc.pointer, "schema": exc.schema}
         elif isinstance(exc, SynapseError):
             info = {"kind": "synapse", "code": exc.code, "message": exc.message, "details": exc.details}
+            limit = getattr(exc, "limit", None)
+            if isinstance(limit, str):
+                info["limit_name"] = limit
             problems = getattr(exc, "problems", None)
             if problems:
                 info["problems"] = [p.to_json() for p in problems]
@@ -173,10 +182,19 @@ class Guest:
         return b'{"id":' + _dumps(rid).encode() + b',"ok":false,"error":' + _dumps(info).encode()
 
     def _state_part(self) -> bytes:
+        """The new state to checkpoint (b"" when unchanged); ValueError/TypeError/OverflowError when it breaks
+        the rules (a JSON dict within max_state_bytes)."""
         handler = self.host.handler if self.host else None
-        if handler is None or (not handler.state and self.last_state == b"{}"):
+        if handler is None:
             return b""
-        encoded = _dumps(handler.state).encode()
+        state = handler.state
+        if type(state) is not dict:
+            raise TypeError(f"self.state must be a dict, not {type(state).__name__}")
+        if not state and self.last_state == b"{}":
+            return b""
+        encoded = _dumps(state).encode()
+        if len(encoded) > self.max_state:
+            raise OverflowError(len(encoded))
         if encoded == self.last_state:
             return b""
         self.last_state = encoded
@@ -186,14 +204,16 @@ class Guest:
         ms = (time.perf_counter() - started) * 1000
         try:
             encoded = _dumps(result).encode()
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, RecursionError) as exc:
             return self._error_head(rid, {"kind": "not_json", "message": f"returned something that is not JSON: {exc}"})
         if len(encoded) > self.max_output:
             return self._error_head(rid, {"kind": "output_too_large", "size": len(encoded), "limit": self.max_output})
         try:
             state = self._state_part()
-        except (TypeError, ValueError) as exc:
-            message = f"self.state is not JSON-serialisable: {exc}"
+        except OverflowError as exc:
+            return self._error_head(rid, {"kind": "state_too_large", "size": exc.args[0], "limit": self.max_state})
+        except (TypeError, ValueError, RecursionError) as exc:
+            message = f"self.state is not a JSON-serialisable dict: {exc}"
             return self._error_head(rid, {"kind": "state_not_json", "message": message})
         rid_json = str(rid).encode() if type(rid) is int else _dumps(rid).encode()
         return b'{"id":' + rid_json + b',"ok":true,"ms":' + f"{ms:.3f}".encode() + state + b',"result":' + encoded
@@ -203,6 +223,9 @@ class Guest:
         limit = int(msg.get("max_log_bytes", 64 * 1024))
         self.out.limit = self.err.limit = limit
         self.max_output = int(msg.get("max_output_bytes", self.max_output))
+        self.max_state = int(msg.get("max_state_bytes", self.max_state))
+        self.mode = msg.get("mode") or "serve"
+        self.isolation = msg.get("isolation", "nsjail")
         for key, value in (msg.get("secrets") or {}).items():
             os.environ[key] = value
         context = Context(
@@ -214,6 +237,9 @@ class Guest:
             session=_ChannelSession(self) if msg.get("session") else None,
         )
         self.host = HandlerHost(msg["plugin_dir"], context, entrypoint=msg.get("entrypoint"))
+        if self.mode == "test":  # nothing of the plugin is imported until the test session runs it
+            self._send(b'{"id":0,"ok":true,"class":"pytest","setup_ms":0,"pid":' + str(os.getpid()).encode() + b"}")
+            return
         t0 = time.perf_counter()
         sys.stdout, sys.stderr = self.out, self.err
         try:
@@ -245,6 +271,21 @@ class Guest:
             self._reap()
         self._send(head + self._logs() + b"}")
 
+    def _run_tests(self, rid: Any, args: list[str]) -> None:
+        """The plugin's pytest session, here in the jail; its terminal output goes to the real stdout (drained by
+        the host), the report comes back as the reply."""
+        from .testsession import run_session
+
+        started = time.perf_counter()
+        try:
+            report = run_session(self.host.plugin_dir if self.host else "/plugin", list(args), self.isolation)
+        except BaseException as exc:
+            head = self._error_head(rid, self._describe(exc))
+        else:
+            head = self._success_head(rid, report, started)
+        self._reap()
+        self._send(head + b"}")
+
     def _reap(self) -> None:
         if not self.child_exited or self.wfd < 0:
             return
@@ -270,6 +311,10 @@ class Guest:
             msg = self.reader.read()
             if msg.get("op") == "session-reply" and msg.get("id") == rid:
                 if not msg.get("ok"):
+                    if msg.get("code") == "limit":
+                        from ..errors import ResourceLimitExceeded
+
+                        raise ResourceLimitExceeded(str(msg.get("error")), limit="sessions")
                     raise RuntimeError(f"session store: {msg.get('error')}")
                 return msg.get("value")
             self.pending.append(msg)
@@ -294,8 +339,13 @@ class Guest:
                 self._run(rid, lambda: host.call_batch(items, endpoint=endpoint, prevalidated=True))  # noqa: B023
             elif op == "state":
                 self._send(b'{"id":' + _dumps(rid).encode() + b',"ok":true,"state":' + self.last_state + b"}")
+            elif op == "test" and self.mode == "test":
+                self._run_tests(rid, msg.get("args") or [])
             elif op == "stop":
-                self._run(rid, host.stop)
+                if self.mode == "test":
+                    self._send(b'{"id":' + _dumps(rid).encode() + b',"ok":true,"result":{}}')
+                else:
+                    self._run(rid, host.stop)
                 return
             else:
                 self._send(self._error_head(rid, {"kind": "protocol", "message": f"unknown operation {op!r}"}) + b"}")

@@ -17,6 +17,7 @@ variables pointing at the proxy port ``127.0.0.1:3128`` (which the guest hands o
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -213,12 +214,32 @@ def build_jail(
     log_fd: int = 5,
     name: str = "synapse-worker",
     egress_dir: Path | None = None,
+    command: Sequence[str] | None = None,
+    channel: bool = True,
+    extra_mounts: Sequence[Mount] = (),
+    env: Mapping[str, str | None] | None = None,
 ) -> JailConfig:
     """The exact nsjail configuration for one worker (pure: same inputs, same text).
 
     ``egress_dir`` is the host directory of the worker's egress proxy socket, mounted when the policy has
     network scopes (:data:`EGRESS_PLACEHOLDER` stands in for it when only printing the configuration).
+    Other jobs in the same jail (the dependency installer) pass their own ``command`` instead of the guest
+    runtime, ``channel=False`` when they use no worker channel, ``extra_mounts`` (after the standard ones) and
+    ``env`` (a value replaces the variable of that name, None removes it).
     """
+    variables = {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "HOME": "/tmp",
+        "TMPDIR": "/tmp",
+        "LANG": "C.UTF-8",
+        "PYTHONIOENCODING": "utf-8",
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+    for key, value in (env or {}).items():
+        if value is None:
+            variables.pop(key, None)
+        else:
+            variables[key] = value
     fields: list[tuple[str, Any]] = [
         ("name", name),
         ("mode", Ident("ONCE")),
@@ -229,18 +250,12 @@ def build_jail(
         ("log_fd", log_fd),
         ("log_level", Ident("WARNING")),
         ("keep_env", False),
-        ("envar", "PATH=/usr/local/bin:/usr/bin:/bin"),
-        ("envar", "HOME=/tmp"),
-        ("envar", "TMPDIR=/tmp"),
-        ("envar", "LANG=C.UTF-8"),
-        ("envar", "PYTHONIOENCODING=utf-8"),
-        ("envar", "PYTHONDONTWRITEBYTECODE=1"),
+        *[("envar", f"{key}={value}") for key, value in variables.items()],
         *[("envar", value) for value in (proxy_environment() if policy.network_domains else [])],
         ("keep_caps", False),
         # nsjail's default niceness is 19; a worker that waits for requests must wake at normal priority.
         ("nice_level", 0),
-        ("pass_fd", request_fd),
-        ("pass_fd", reply_fd),
+        *([("pass_fd", request_fd), ("pass_fd", reply_fd)] if channel else []),
         ("rlimit_as_type", Ident("INF")),  # memory is capped by the cgroup; JITs and CUDA need address space
         ("rlimit_core", 0),
         ("rlimit_cpu", policy.cpu_seconds),
@@ -274,6 +289,7 @@ def build_jail(
         mounts += _gpu_mounts(host, mounts)
     if policy.network_domains:
         mounts.append(Mount(dst=EGRESS_DIR, src=str(egress_dir or EGRESS_PLACEHOLDER)))
+    mounts += extra_mounts
     mounts += [Mount(dst=dev, src=dev, rw=True) for dev in DEVICES]
     mounts += [
         Mount(dst="/etc/passwd", kind="content", content=PASSWD),
@@ -283,6 +299,6 @@ def build_jail(
     fields += [("mount_proc", True)]
     fields += [("mount", m.to_message()) for m in mounts]
     fields += [("seccomp_string", kafel_policy())]
-    command = guest_command(host, request_fd, reply_fd)
-    fields += [("exec_bin", [("path", command[0]), *[("arg", a) for a in command[1:]]])]
-    return JailConfig(fields=fields, command=command)
+    argv = list(command) if command is not None else guest_command(host, request_fd, reply_fd)
+    fields += [("exec_bin", [("path", argv[0]), *[("arg", a) for a in argv[1:]]])]
+    return JailConfig(fields=fields, command=argv)

@@ -39,7 +39,7 @@ def _kill_live_workers() -> None:
 
 def slot_key(spec: WorkerSpec) -> tuple[Any, ...]:
     secrets = hashlib.sha256(json.dumps(sorted(spec.secrets.items())).encode()).hexdigest()
-    return (*spec.key, spec.policy, spec.layout, spec.entrypoint, secrets)
+    return (*spec.key, spec.policy, spec.layout, spec.entrypoint, secrets, spec.mode, spec.extra_mounts)
 
 
 class WorkerSlot:
@@ -60,6 +60,14 @@ class WorkerSlot:
         self._pending: Worker | None = None  # spawned, plugin code not started yet (see prepare)
         self._starting: threading.Thread | None = None
         self._closed = False
+        self._seeded = state is not None
+
+    def seed_state(self, state: dict[str, Any] | None) -> None:
+        """The state a new slot's first worker starts from (ignored once seeded: a shared slot keeps its own)."""
+        with self._lock:
+            if not self._seeded and self._worker is None:
+                self.state = dict(state or {})
+                self._seeded = True
 
     @property
     def current(self) -> Worker | None:

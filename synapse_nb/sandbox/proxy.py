@@ -111,10 +111,10 @@ def recent_egress_events(plugin: str | None = None) -> list[EgressEvent]:
     return [e for e in events if plugin is None or e["plugin"] == plugin]
 
 
-def _publish(event: EgressEvent, local: list[Observer]) -> None:
+def _publish(event: EgressEvent) -> None:
     with _log_lock:
         _log.append(event)
-        observers = [*_observers, *local]
+        observers = list(_observers)
     for observer in observers:
         with contextlib.suppress(Exception):  # an observer's bug must not break the proxy
             observer(event)
@@ -164,7 +164,6 @@ class EgressProxy:
         self.denied = 0
         self.directory: Path | None = None
         self.jail_listener: socket.socket | None = None  # the proxy port inside the jail, once handed over
-        self._observers: list[Observer] = []
         self._listeners: list[socket.socket] = []
         self._threads: set[threading.Thread] = set()
         self._idle: dict[int, int] = {}  # listener fd -> threads waiting in its accept()
@@ -224,10 +223,6 @@ class EgressProxy:
             listener.close()
         if self.directory is not None:
             shutil.rmtree(self.directory, ignore_errors=True)
-
-    def subscribe(self, observer: Observer) -> None:
-        """Call ``observer(event)`` for every refusal of this proxy (see :func:`subscribe_egress`)."""
-        self._observers.append(observer)
 
     @property
     def open_connections(self) -> int:
@@ -319,7 +314,7 @@ class EgressProxy:
         with self._lock:
             self.denied += 1
             self.events.append(event)
-        _publish(event, self._observers)
+        _publish(event)
 
     def refusals(self) -> list[EgressEvent]:
         """A copy of :attr:`events` (safe while connections are being refused)."""

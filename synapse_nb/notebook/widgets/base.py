@@ -8,6 +8,8 @@ from typing import Any
 
 import ipywidgets as widgets
 
+from ...textsafe import escape_terminal
+
 __all__ = ["CSS", "MimeWidget", "esc", "pretty_json"]
 
 CSS = """<style>
@@ -26,7 +28,8 @@ CSS = """<style>
 
 
 def esc(value: Any) -> str:
-    return html.escape(str(value))
+    """HTML-escaped, with control characters (a plugin's ANSI or OSC sequences) shown, never obeyed."""
+    return html.escape(escape_terminal(str(value)))
 
 
 def pretty_json(value: Any, limit: int = 4000) -> str:
@@ -62,7 +65,7 @@ class MimeWidget(widgets.VBox):
         parent = super()._repr_mimebundle_(**kwargs)
         if parent:
             bundle.update(parent)
-        bundle["text/plain"] = self.to_text()
+        bundle["text/plain"] = escape_terminal(self.to_text())
         bundle["text/html"] = CSS + f'<div class="synapse-w">{self.to_html()}</div>'
         bundle["application/json"] = self.to_json()
         return bundle
