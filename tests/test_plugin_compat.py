@@ -172,4 +172,4 @@ def test_a_schema_nested_too_deeply_is_a_located_error_not_a_crash(pair: tuple[P
     old, new = pair
     (new / "schemas" / "input_schema.json").write_text("[" * 100_000 + "]" * 100_000)
     assert main(["plugin", "compat", str(old), str(new)]) == 3
-    assert "schemas/input_schema.json: nested too deeply to be a schema" in capsys.readouterr().err
+    assert "schemas/input_schema.json is not valid JSON: nested deeper than 128 levels" in capsys.readouterr().err

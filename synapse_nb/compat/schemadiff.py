@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urldefrag, urljoin
 
-from ..errors import Problem, SchemaError
+from ..errors import SchemaError, ValidationError
 from ..schemas import SCHEMA_DIR, SchemaSet, draft_of
 from . import keywords as kw
 from .locate import JsonLocator
@@ -43,7 +43,7 @@ TRUE: dict[str, Any] = {}
 
 def parse_schema(text: str, display: str) -> Any:
     """One schema file's JSON, decoded with bounds; :class:`SchemaError` (exit 3) names the file and the place."""
-    import json
+    from ..jsonsafe import loads
 
     def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -54,14 +54,9 @@ def parse_schema(text: str, display: str) -> Any:
         return out
 
     try:
-        return json.loads(text, object_pairs_hook=no_duplicates)
-    except json.JSONDecodeError as exc:
-        problem = Problem(display, f"not valid JSON: {exc.msg}", exc.lineno, exc.colno)
-    except ValueError as exc:
-        problem = Problem(display, f"not valid JSON: {exc}")
-    except RecursionError:
-        problem = Problem(display, "nested too deeply to be a schema")
-    raise SchemaError.from_problems([problem])
+        return loads(text, what=display, object_pairs_hook=no_duplicates)
+    except ValidationError as exc:
+        raise SchemaError(exc.message) from None
 
 
 def _esc(key: str | int) -> str:
