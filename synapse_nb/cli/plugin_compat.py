@@ -57,23 +57,9 @@ def register(subparsers: dict[str, Any], groups: Any) -> None:
     p.set_defaults(func=run)
 
 
-def _rows(v: Any) -> list[tuple[str, ...]]:
-    rows: list[tuple[str, ...]] = [("BUMP", "RULE", "FILE:LINE", "POINTER", "CHANGE")]
-    for c in v.changes:
-        bump = c.bump + ("*" if c.accepted else "") + ("!" if c.flagged else "")
-        rows.append((bump, c.rule, c.location or "-", c.pointer or "/", c.message))
-    return rows
-
-
-def _table(rows: list[tuple[str, ...]]) -> str:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
-    return "\n".join(
-        "  ".join(cell.ljust(w) for cell, w in zip(row[:-1], widths, strict=True)) + "  " + row[-1] for row in rows
-    )
-
-
 def run(args: argparse.Namespace, out: Output) -> int:
     from ..compat.previous import run_previous_tests
+    from ..compat.render import verdict_lines
     from ..compat.sources import open_source
     from ..compat.verdict import verdict
 
@@ -97,18 +83,7 @@ def run(args: argparse.Namespace, out: Output) -> int:
     result = v.to_json()
     result["old"], result["new"] = old.origin, new.origin
     if not out.json_mode:
-        made = {"none": "the same version", "downgrade": "a downgrade", "prerelease": "a pre-release step"}
-        print(f"{v.name} {v.old_version} -> {v.new_version} ({made.get(v.bump_made, v.bump_made + ' bump')})")
-        print(_table(_rows(v)) if v.changes else "no changes")
-        for c in v.changes:
-            if c.accepted:
-                print(f"* accepted in compat.yaml ({c.rule} at {c.at}): {c.accepted}")
-            if c.flagged:
-                print(f"! {c.message}")
-        if v.asks_for_more:
-            print("asks for more: " + "; ".join(v.asks_for_more))
-        for note in v.notes:
-            print(f"note: {note}")
+        print("\n".join(verdict_lines(v)))
     error = v.refusal()
     if error is None:
         out.info(f"ok: the changes need {v.required_bump}, and {v.old_version} -> {v.new_version} is enough")

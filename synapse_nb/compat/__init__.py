@@ -12,6 +12,7 @@ The parts, each its own module:
 - :mod:`.history` and :mod:`.gate`: the local record of signed versions, and the check ``plugin sign`` makes.
 - :mod:`.overrides`: ``compat.yaml``, the author's recorded reasons for changes that cannot be proven.
 - :mod:`.sources`: ``plugin compat``'s arguments (folders, ``.synapse`` archives, ``name@version``).
+- :mod:`.render`: a verdict as a table, for the CLI and the notebook.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from .history import HistoryRecord, find_record, publisher_id, records
 from .model import BUMPS, Bump, Change, Direction, Effect
 from .overrides import OVERRIDES_FILE, Override
 from .previous import run_previous_tests
+from .render import verdict_lines
 from .schemadiff import SchemaDocs, diff_schema
 from .verdict import Verdict, compare, suggest_version, verdict
 from .versions import bump_made, is_sufficient, next_version
@@ -54,4 +56,5 @@ __all__ = [
     "run_previous_tests",
     "suggest_version",
     "verdict",
+    "verdict_lines",
 ]
