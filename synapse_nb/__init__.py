@@ -22,7 +22,6 @@ if TYPE_CHECKING:  # explicit imports for type checkers and readers; resolved la
     from .anatomy import PluginFolder, validate_folder
     from .errors import (
         CircuitOpen,
-        CompatibilityError,
         DependencyError,
         HandlerError,
         InvalidError,
@@ -50,7 +49,6 @@ if TYPE_CHECKING:  # explicit imports for type checkers and readers; resolved la
 __all__ = [
     "BaseHandler",
     "CircuitOpen",
-    "CompatibilityError",
     "Context",
     "DependencyError",
     "EventDelivery",
