@@ -10,8 +10,7 @@ The hierarchy (exit code and machine-readable ``code`` in brackets)::
     │   ├── ValidationError                  a payload or result does not match its schema
     │   ├── RequirementsError                requirements.txt is not PEP 508
     │   ├── DependencyError                  requirements cannot be installed (missing, conflicting, build failed)
-    │   ├── HandlerError                     handler.py does not compile or define one handler
-    │   └── CompatibilityError               a new version's number does not allow its changes
+    │   └── HandlerError                     handler.py does not compile or define one handler
     ├── SignatureError                   [4 signature]
     ├── SandboxError                     [8 sandbox]   the sandbox cannot run or policy refuses
     │   ├── PluginTimeout                [5 timeout]
@@ -37,7 +36,6 @@ if TYPE_CHECKING:
 __all__ = [
     "EXIT_CODE_NAMES",
     "CircuitOpen",
-    "CompatibilityError",
     "DependencyError",
     "HandlerError",
     "InvalidError",
@@ -229,47 +227,6 @@ class DependencyError(InvalidError):
 
 class HandlerError(InvalidError):
     """handler.py does not compile, does not import, or does not define exactly one handler class."""
-
-
-class CompatibilityError(InvalidError):
-    """A new version's number is too small for its changes, lower than one already signed, or reused.
-
-    ``kind`` is ``insufficient-bump``, ``downgrade`` or ``reused-version``; ``required_bump`` the bump the
-    changes need (``patch``, ``minor``, ``major``), ``bump_made`` what the version number gives, ``baseline``
-    the version compared with, ``suggested_version`` the smallest version that would be enough, and
-    ``changes`` the deciding changes (JSON objects with their rule, pointer, file and line).
-    """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        plugin: str | None = None,
-        kind: str = "insufficient-bump",
-        required_bump: str = "major",
-        bump_made: str = "none",
-        baseline: str | None = None,
-        suggested_version: str | None = None,
-        changes: list[Any] | None = None,
-        details: list[str] | None = None,
-    ) -> None:
-        super().__init__(message, plugin=plugin, details=details)
-        self.kind = kind
-        self.required_bump = required_bump
-        self.bump_made = bump_made
-        self.baseline = baseline
-        self.suggested_version = suggested_version
-        self.changes: list[Any] = list(changes or [])
-
-    def _extra_json(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "required_bump": self.required_bump,
-            "bump_made": self.bump_made,
-            "baseline": self.baseline,
-            "suggested_version": self.suggested_version,
-            "changes": self.changes,
-        }
 
 
 class ValidationError(InvalidError):

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from synapse_nb.compat import find_record, records, suggest_version, verdict
-from synapse_nb.errors import CompatibilityError, InvalidError
+from synapse_nb.compat import CompatibilityError, find_record, records, suggest_version, verdict
+from synapse_nb.errors import InvalidError
 from synapse_nb.fileset import SIGNATURE_FILE
 from synapse_nb.signing import init_developer_key, sign_folder
 

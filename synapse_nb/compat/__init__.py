@@ -20,7 +20,7 @@ from __future__ import annotations
 from .contract import Contract
 from .gate import REUSE_POLICIES, Gate, ReusePolicy, check_release, check_replacement
 from .history import HistoryRecord, find_record, publisher_id, records
-from .model import BUMPS, Bump, Change, Direction, Effect
+from .model import BUMPS, Bump, Change, CompatibilityError, Direction, Effect
 from .overrides import OVERRIDES_FILE, Override
 from .previous import run_previous_tests
 from .render import verdict_lines
@@ -34,6 +34,7 @@ __all__ = [
     "REUSE_POLICIES",
     "Bump",
     "Change",
+    "CompatibilityError",
     "Contract",
     "Direction",
     "Effect",

@@ -2,7 +2,7 @@
 
 :func:`check_release` runs inside ``sign_folder`` before anything is written. It compares the folder with the
 local history of the same plugin name and publisher (:mod:`.history`) and refuses, with one line naming the
-deciding change and the version to use (:class:`~synapse_nb.errors.CompatibilityError`, exit 3):
+deciding change and the version to use (:class:`~synapse_nb.compat.CompatibilityError`, exit 3):
 
 - a version lower than the highest one already signed;
 - a bump too small for the changes since the highest *release* below it (pre-releases promise nothing, so a
@@ -21,11 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from ..errors import CompatibilityError
 from ..semver import SemVer
 from ..signing.diff import describe_changes, diff_filesets
 from .contract import Contract
 from .history import HistoryRecord, publisher_id, records, write_record
+from .model import CompatibilityError
 from .verdict import Verdict, verdict
 from .versions import at_least, next_version, version_above
 

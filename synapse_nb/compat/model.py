@@ -11,10 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+from ..errors import InvalidError
+
 __all__ = [
     "BUMPS",
     "Bump",
     "Change",
+    "CompatibilityError",
     "Direction",
     "Effect",
     "bump_for",
@@ -122,3 +125,44 @@ class Change:
         if self.accepted is not None:
             out["accepted"] = self.accepted
         return out
+
+
+class CompatibilityError(InvalidError):
+    """A new version's number is too small for its changes, lower than one already signed, or reused.
+
+    ``kind`` is ``insufficient-bump``, ``downgrade`` or ``reused-version``; ``required_bump`` the bump the
+    changes need (``patch``, ``minor``, ``major``), ``bump_made`` what the version number gives, ``baseline``
+    the version compared with, ``suggested_version`` the smallest version that would be enough, and
+    ``changes`` the deciding changes (JSON objects with their rule, pointer, file and line).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        plugin: str | None = None,
+        kind: str = "insufficient-bump",
+        required_bump: str = "major",
+        bump_made: str = "none",
+        baseline: str | None = None,
+        suggested_version: str | None = None,
+        changes: list[Any] | None = None,
+        details: list[str] | None = None,
+    ) -> None:
+        super().__init__(message, plugin=plugin, details=details)
+        self.kind = kind
+        self.required_bump = required_bump
+        self.bump_made = bump_made
+        self.baseline = baseline
+        self.suggested_version = suggested_version
+        self.changes: list[Any] = list(changes or [])
+
+    def _extra_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "required_bump": self.required_bump,
+            "bump_made": self.bump_made,
+            "baseline": self.baseline,
+            "suggested_version": self.suggested_version,
+            "changes": self.changes,
+        }

@@ -19,7 +19,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from ..errors import CompatibilityError
 from ..fileset import SIGNATURE_FILE
 from ..manifest import MANIFEST_FILE
 from ..schemas import INPUT_SCHEMA, OUTPUT_SCHEMA, SCHEMA_DIR
@@ -27,7 +26,7 @@ from ..semver import SemVer
 from ..signing.diff import describe_changes, diff_filesets
 from .contract import Contract
 from .interface import diff_interface
-from .model import Bump, Change, max_bump
+from .model import Bump, Change, CompatibilityError, max_bump
 from .overrides import OVERRIDES_FILE
 from .schemadiff import diff_schema
 from .versions import BumpMade, bump_made, is_sufficient, next_version

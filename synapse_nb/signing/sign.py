@@ -117,7 +117,7 @@ def sign_folder(
     developer key of ``keys init``, created on first use. ``passphrase`` defaults to ``$SYNAPSE_KEY_PASSPHRASE``.
 
     The version must allow the changes since the versions this publisher signed before
-    (:mod:`synapse_nb.compat.gate`; :class:`~synapse_nb.errors.CompatibilityError` otherwise, and nothing is
+    (:mod:`synapse_nb.compat.gate`; :class:`~synapse_nb.compat.CompatibilityError` otherwise, and nothing is
     written). ``reuse`` says whether a version already signed may be signed again with other content:
     ``"refuse"`` (``synapse-cli plugin sign``) or ``"compatible"`` (while no change needs a major bump; the
     notebook re-signs each edit of a cell under the same version).
