@@ -124,7 +124,6 @@ def test_a_sigterm_ignoring_double_forked_grandchild_does_not_survive(hostile: H
     time.sleep(0.2)
     return {"ok": True}
     """
-    before = jailed_pids()
     plugin = hostile(body)
     assert plugin.run({}) == {"ok": True}
     worker = plugin.worker
@@ -132,10 +131,21 @@ def test_a_sigterm_ignoring_double_forked_grandchild_does_not_survive(hostile: H
     assert worker.cgroup is not None
     inside = set(worker.cgroup.members())
     assert len(inside) >= 3  # nsjail, the guest and the grandchild
+    guest = worker.guest_pid()
+    assert guest is not None
+    namespace = os.readlink(f"/proc/{guest}/ns/pid")  # the jail's pid namespace: every process it started
     plugin.teardown()
     time.sleep(0.05)
     assert not any(Path(f"/proc/{pid}").exists() for pid in inside)
-    assert jailed_pids() <= before
+    survivors = [pid for pid in jailed_pids() if _pid_namespace(pid) == namespace]
+    assert survivors == []
+
+
+def _pid_namespace(pid: int) -> str | None:
+    try:
+        return os.readlink(f"/proc/{pid}/ns/pid")
+    except OSError:
+        return None
 
 
 def test_secrets_of_the_host_are_not_readable(hostile: Hostile, synapse_home: Path, tmp_path: Path) -> None:

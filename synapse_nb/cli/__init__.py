@@ -48,6 +48,7 @@ COMMANDS: list[str] = [
     "plugin_publish",
     "plugin_install",
     "registry",
+    "serve",  # top level: registers on the command parser itself
 ]
 
 

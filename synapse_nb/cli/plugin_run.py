@@ -67,6 +67,7 @@ def run(args: argparse.Namespace, out: Output) -> int:
         allow_downgrade=args.allow_downgrade,
         warn=out.warn,
         progress=terminal_progress(),
+        prewarm=False,  # one call, then the process exits: a jail pre-started for later would never pay
     )
     plugin = manager.load(args.path)
     meta: dict[str, Any] = {"plugin": plugin.name, "version": plugin.version, "isolation": plugin.isolation}
