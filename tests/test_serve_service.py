@@ -43,15 +43,16 @@ def test_reload_replaces_a_changed_plugin_and_routes_its_new_paths(tmp_path: Pat
         assert server.reload() == [
             f"counter: unchanged ({server.service.manager.get('counter').plugin.snapshot.digest[:12]})"
         ]
-        make_counter(tmp_path, version="1.1.0")
+        make_counter(tmp_path, version="2.0.0", sign=False)  # a changed endpoint path is a major change
         manifest = folder / "manifest.yaml"
         manifest.write_text(manifest.read_text().replace("/v1/count", "/v2/count"))
         from synapse_nb.signing import sign_folder
 
         sign_folder(folder)
         (line,) = server.reload()
-        assert line.startswith("counter: replaced 1.0.0 with 1.1.0")
-        assert get(url, "POST", "/v2/count", {})[1]["result"] == {"n": 2, "id": None, "version": "1.1.0"}
+        assert line.startswith("counter: replaced 1.0.0 with 2.0.0")
+        # A new major version starts its state afresh (it may have changed shape).
+        assert get(url, "POST", "/v2/count", {})[1]["result"] == {"n": 1, "id": None, "version": "2.0.0"}
         assert get(url, "POST", "/v1/count", {})[0] == 404
 
 

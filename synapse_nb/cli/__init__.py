@@ -37,6 +37,7 @@ COMMANDS: list[str] = [
     "plugin_sandbox_config",
     "plugin_sign",
     "plugin_verify",
+    "plugin_compat",
     "keys",
     "plugin_env",
     "env",
