@@ -111,6 +111,7 @@ Op = Literal[">=", ">", "<", "<="]
 class _Comparator:
     op: Op
     version: SemVer
+    implied: bool = False  # an upper bound the range implies (``<2.0.0-0`` of ``^1.2``), not one it names
 
     def test(self, v: SemVer) -> bool:
         if self.op == ">=":
@@ -160,41 +161,40 @@ class _Partial:
         return SemVer(self.major or 0, self.minor or 0, self.patch or 0, self.prerelease)
 
 
-def _lowest(major: int, minor: int, patch: int) -> SemVer:
-    """The lowest version of ``major.minor.patch``: its first possible pre-release (npm's ``X.Y.Z-0``)."""
-    return SemVer(major, minor, patch, ("0",))
+def _below(major: int, minor: int, patch: int) -> _Comparator:
+    """``<X.Y.Z-0``: below every version of ``major.minor.patch``, its pre-releases included (npm's bound)."""
+    return _Comparator("<", SemVer(major, minor, patch, ("0",)), implied=True)
 
 
 def _expand(op: str, p: _Partial) -> list[_Comparator]:
     """One written comparator (``^1.2``, ``>=1``, ``1.x``...) as primitive ``>=``/``>``/``<``/``<=`` bounds."""
     if p.major is None:  # "*", "x": any version (">=0.0.0"; a bare "<*" admits nothing)
         if op in ("<", ">"):
-            return [_Comparator("<", _lowest(0, 0, 0))]
+            return [_below(0, 0, 0)]
         return [_Comparator(">=", SemVer(0, 0, 0))]
     major = p.major
     if op == "^":
-        floor = p.floor()
         if major > 0 or p.minor is None:
-            upper = _lowest(major + 1, 0, 0)
+            upper = _below(major + 1, 0, 0)
         elif p.minor > 0 or p.patch is None:
-            upper = _lowest(0, p.minor + 1, 0)
+            upper = _below(0, p.minor + 1, 0)
         else:
-            upper = _lowest(0, 0, (p.patch or 0) + 1)
-        return [_Comparator(">=", floor), _Comparator("<", upper)]
+            upper = _below(0, 0, (p.patch or 0) + 1)
+        return [_Comparator(">=", p.floor()), upper]
+    # The next version a partial one does not cover: 2.0.0 after "1" (or "~1"), 1.3.0 after "1.2" (or "~1.2.3").
+    after = (major + 1, 0, 0) if p.minor is None else (major, p.minor + 1, 0)
     if op in ("~", "~>"):
-        upper = _lowest(major + 1, 0, 0) if p.minor is None else _lowest(major, p.minor + 1, 0)
-        return [_Comparator(">=", p.floor()), _Comparator("<", upper)]
+        return [_Comparator(">=", p.floor()), _below(*after)]
     if p.minor is None or p.patch is None:  # a partial version with a plain operator
-        upper = _lowest(major + 1, 0, 0) if p.minor is None else _lowest(major, p.minor + 1, 0)
         if op in ("", "="):
-            return [_Comparator(">=", p.floor()), _Comparator("<", upper)]
+            return [_Comparator(">=", p.floor()), _below(*after)]
         if op == ">":
-            return [_Comparator(">=", upper)]
+            return [_Comparator(">=", SemVer(*after))]
         if op == ">=":
             return [_Comparator(">=", p.floor())]
         if op == "<":
-            return [_Comparator("<", _lowest(major, p.minor or 0, 0))]
-        return [_Comparator("<", upper)]  # "<="
+            return [_below(major, p.minor or 0, 0)]
+        return [_below(*after)]  # "<="
     exact = p.floor()
     if op in ("", "="):
         return [_Comparator(">=", exact), _Comparator("<=", exact)]
@@ -266,10 +266,7 @@ class SemVerRange:
             if not v.prerelease:
                 return True
             # A pre-release only matches where the range itself names a pre-release of the same X.Y.Z.
-            if any(
-                c.version.prerelease and c.version.core == v.core and c.version.prerelease != ("0",)
-                for c in comparators
-            ):
+            if any(c.version.prerelease and not c.implied and c.version.core == v.core for c in comparators):
                 return True
         return False
 

@@ -56,5 +56,20 @@ def test_caret_on_zero_versions_locks_the_leftmost_non_zero_part() -> None:
 def test_an_invalid_range_names_itself() -> None:
     with pytest.raises(ValueError, match="'banana' is not a version"):
         resolve(VERSIONS, "banana")
-    with pytest.raises(ValueError, match="has an operator but no version"):
+    with pytest.raises(ValueError, match="'>=' is not followed by a version"):
         resolve(VERSIONS, ">=")
+
+
+@pytest.mark.parametrize(
+    ("range_text", "expected"),
+    [("^1.2", "1.3.0"), ("~1.2.3", "1.2.5"), (">=1.2,<2", "1.3.0"), (">=1.2, <2 || ^2.1", "2.1.0")],
+)
+def test_cargo_style_pins_pick_the_highest_compatible_version(range_text: str, expected: str) -> None:
+    assert resolve([*VERSIONS, "1.2.3"], range_text) == expected
+
+
+def test_a_range_naming_a_zero_pre_release_admits_that_versions_pre_releases() -> None:
+    assert matches("1.3.0-0", "1.3.0-0")
+    assert matches("1.3.0-beta", ">=1.3.0-0")  # npm: a range naming X.Y.Z-0 admits X.Y.Z's pre-releases
+    assert not matches("1.3.0-beta", "<1.3")  # an implied bound (<1.3.0-0) names no pre-release
+    assert not matches("2.0.0-rc.1", ">1")  # >1 is >=2.0.0

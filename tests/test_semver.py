@@ -65,6 +65,9 @@ PRERELEASES = [
     ("^1.2.3-beta.1", "1.3.0", True),
     ("1.2.3-rc.1", "1.2.3-rc.1", True),
     (">=1.0.0-rc.1 <1.0.0", "1.0.0-rc.2", True),
+    (">=1.3.0-0", "1.3.0-beta", True),  # a written X.Y.Z-0 names X.Y.Z's pre-releases; an implied one does not
+    ("1.3.0-0", "1.3.0-0", True),
+    (">1", "2.0.0-rc.1", False),
 ]
 
 
