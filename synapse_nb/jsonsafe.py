@@ -16,7 +16,7 @@ The checks cost almost nothing on ordinary text: a count of brackets, and a sear
 surrogate escapes, all in C; the slower passes run only when those find something.
 
 :func:`all_unique` is ``uniqueItems`` in O(n): JSON Schema equality (``1 == 1.0``, ``1 != true``, key order
-irrelevant) through hashable keys.
+irrelevant) through hashable keys. :func:`json_type_of` names the JSON Schema type of a decoded value.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from typing import Any
 from . import budget
 from .errors import Problem, ValidationError
 
-__all__ = ["MAX_DEPTH", "all_unique", "equality_key", "loads"]
+__all__ = ["MAX_DEPTH", "all_unique", "equality_key", "json_type_of", "loads"]
 
 #: Deepest nesting of arrays and objects accepted (serde_json's default).
 MAX_DEPTH = 128
@@ -238,6 +238,27 @@ def equality_key(value: Any) -> Any:
             budget.tick(len(value))
         return (_DICT, frozenset([(k, equality_key(v)) for k, v in value.items()]))
     raise TypeError(f"not a JSON value: {kind.__name__}")
+
+
+def json_type_of(value: Any) -> str:
+    """The JSON Schema type of a decoded JSON value, as written: ``1`` is ``integer``, ``1.0`` and ``2.5`` are
+    ``number`` (JSON Schema also counts ``1.0`` as an integer, so compare with ``number`` covering ``integer``).
+    Raises ``TypeError`` for something that is not a JSON value."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    raise TypeError(f"{type(value).__name__} is not a JSON value")
 
 
 _SCALARS = frozenset({str, int, float, type(None)})

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from synapse_nb.errors import ValidationError
-from synapse_nb.jsonsafe import MAX_DEPTH, all_unique, equality_key, loads
+from synapse_nb.jsonsafe import MAX_DEPTH, all_unique, equality_key, json_type_of, loads
 
 tricky_text = st.text(alphabet='[]{}"\\,: ab\n\u00e9\U0001f600', max_size=6)
 json_values = st.recursive(
@@ -118,3 +118,28 @@ def test_equality_keys_agree_with_jsonschema_equality(a: Any, b: Any) -> None:
 def test_a_value_that_is_not_json_has_no_key() -> None:
     with pytest.raises(TypeError, match="not a JSON value: tuple"):
         equality_key((1, 2))
+
+
+@settings(max_examples=300, deadline=None)
+@given(json_values)
+def test_the_json_type_of_a_value_is_one_its_schema_type_accepts(value: Any) -> None:
+    from jsonschema import Draft7Validator
+
+    kind = json_type_of(value)
+    others = {k for k in ("null", "boolean", "integer", "number", "string", "array", "object") if k != kind}
+    accepted = {k for k in others if Draft7Validator({"type": k}).is_valid(value)}
+    assert Draft7Validator({"type": kind}).is_valid(value)
+    if kind == "integer":
+        assert accepted == {"number"}
+    elif kind == "number" and value.is_integer():
+        assert accepted == {"integer"}  # JSON Schema counts 1.0 as an integer too
+    else:
+        assert accepted == set()
+
+
+def test_a_float_is_a_number_as_written_and_a_tuple_is_not_json() -> None:
+    assert [json_type_of(v) for v in (1, 1.0, True, None, "1", [], {})] == [
+        "integer", "number", "boolean", "null", "string", "array", "object",
+    ]  # fmt: skip
+    with pytest.raises(TypeError, match="tuple is not a JSON value"):
+        json_type_of((1, 2))

@@ -169,22 +169,6 @@ def types_overlap(a: frozenset[str] | None, b: frozenset[str] | None) -> bool:
     return bool(wide_a & wide_b)
 
 
-def json_type_of(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int) or (isinstance(value, float) and value.is_integer()):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    return "object"
-
-
 def allowed_values(schema: dict[str, Any]) -> dict[str, Any] | None:
     """``const`` and ``enum`` as {canonical: value} (both: their intersection); None when neither is there."""
     result: dict[str, Any] | None = None

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from ..jsonsafe import json_type_of
 from . import keywords as kw
 from .model import Effect
 
@@ -476,7 +477,7 @@ def disjoint(w: _Walker, a: _Node, b: _Node, depth: int = 0) -> bool:
         if (
             values is not None
             and types is not None
-            and all(not kw.types_overlap(frozenset({kw.json_type_of(v)}), types) for v in values.values())
+            and all(not kw.types_overlap(frozenset({json_type_of(v)}), types) for v in values.values())
         ):
             return True
     la, ua = kw.lower_bound(da, ra.draft), kw.upper_bound(da, ra.draft)

@@ -10,31 +10,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..jsonsafe import json_type_of
+
 __all__ = ["infer_schema"]
 
 DRAFT_07 = "http://json-schema.org/draft-07/schema#"
 
 
-def _type_of(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    raise TypeError(f"{type(value).__name__} is not a JSON value")
-
-
 def _infer(values: list[Any]) -> dict[str, Any]:
-    types = {_type_of(v) for v in values}
+    types = {json_type_of(v) for v in values}
     if {"integer", "number"} <= types:
         types.discard("integer")
     schema: dict[str, Any] = {"type": sorted(types)[0] if len(types) == 1 else sorted(types)}
