@@ -14,8 +14,9 @@
 3. Activation: :func:`synapse_nb.activation.activate`, the once-through pipeline (snapshot, plan, early
    spawn, verify, validate, publisher, environment, worker spec, slot), then the warm worker and the handler's
    ``setup``; its stages move the record through VALIDATED and ACTIVATING, and the activation time is recorded.
-   Loading a folder again returns the running handle when its file set is unchanged, and replaces it (state
-   carried over, unless the major version changed) when it changed.
+   Loading a folder again returns the running handle when its file set is unchanged, and replaces it when it
+   changed: the version number must allow the changes (:mod:`synapse_nb.compat`), and the state carries over
+   unless a change needs a major release.
 4. Execution: ``run`` (sync), ``submit`` (async :class:`~synapse_nb.jobs.Job`), ``emit`` (event fan-out).
 5. Teardown: the handler's ``teardown``, the final state saved to the store (SQLite or Redis).
 
@@ -50,6 +51,7 @@ from .state import StateStore, open_store
 if TYPE_CHECKING:
     import pandas as pd
 
+    from .fileset import Snapshot
     from .jobs import Job
     from .signing import TrustStore, Verification
 
@@ -417,7 +419,10 @@ class PluginManager:
 
         Loading a folder that is active already returns the running handle when its files are unchanged (same
         digest, same mode), and otherwise replaces it: the old version is torn down (state saved) and the new one
-        activated; its state carries over unless the major version changed (a new major may change its shape).
+        activated; its state carries over unless a change needs a major release (it may change the state's shape).
+        A new version number that does not allow its changes (a bump too small, a lower version without
+        ``allow_downgrade``, a breaking change under the same version) raises
+        :class:`~synapse_nb.compat.CompatibilityError` (exit 3) and the running version stays.
         """
         folder = Path(path)
         if not folder.is_dir():
@@ -435,23 +440,26 @@ class PluginManager:
             from .signing import take_snapshot
 
             same_mode = isinstance(running, InProcessPlugin) == debug
-            digest = take_snapshot(folder, allow_unsigned=True).digest
-            if same_mode and digest == running.digest:
+            snapshot = take_snapshot(folder, allow_unsigned=True)
+            if same_mode and snapshot.digest == running.digest:
                 return running
-            self._replace(record, running)
+            self._replace(record, running, snapshot)
         return self._activate(record, debug=debug)
 
-    def _replace(self, record: ManagedPlugin, old: Plugin) -> None:
-        """Tear down the running version before its folder's new content is activated."""
-        self.teardown(record.name)
-        try:
-            from .manifest import load_manifest
+    def _replace(self, record: ManagedPlugin, old: Plugin, new: Snapshot) -> None:
+        """Tear down the running version before its folder's new content is activated, unless the new version
+        number does not allow its changes (:class:`~synapse_nb.compat.CompatibilityError`: the old one stays)."""
+        from .compat import check_snapshot_replacement
 
-            new_major = load_manifest(record.path).version.major
-        except SynapseError:
-            return  # the activation that follows reports it
-        if new_major != old.activation.manifest.version.major:
-            # A new major version may change the shape of self.state: it starts fresh.
+        verdict = None
+        if new.digest != old.digest:  # the running version's snapshot, never its folder (rewritten in place)
+            verdict = check_snapshot_replacement(
+                old.snapshot, old.activation.manifest, new, shown=display_path(record.path),
+                allow_downgrade=self.allow_downgrade,
+            )  # fmt: skip
+        self.teardown(record.name)
+        if verdict is not None and not verdict.compatible:
+            # A change that needs a major release may change the shape of self.state: it starts fresh.
             self.store.save_state(old.activation.state_key, str(old.version), {})
 
     def isolation(self) -> tuple[str, str]:

@@ -97,8 +97,12 @@ def test_a_changed_cell_replaces_the_plugin_and_keeps_its_state(shell: Interacti
     define(shell, "counter --version 0.2.0", counter.format(step=10))
     assert shell.run_cell("r = %synapse run counter {}").success
     assert shell.user_ns["r"] == {"n": 12}
-    define(shell, "counter --version 1.0.0", counter.format(step=10))  # a new major version: fresh state
+    define(shell, "counter --version 1.0.0", counter.format(step=10))  # a new major number, nothing broke: kept
     shell.run_cell("r = %synapse run counter {}")
+    assert shell.user_ns["r"] == {"n": 22}
+    shell.user_ns["needs_id"] = {"type": "object", "required": ["id"]}
+    define(shell, "counter --version 2.0.0 --input-schema needs_id", counter.format(step=10))  # broke: fresh state
+    shell.run_cell('r = %synapse run counter {"id": 1}')
     assert shell.user_ns["r"] == {"n": 10}
 
 

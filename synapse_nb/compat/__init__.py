@@ -18,7 +18,7 @@ The parts, each its own module:
 from __future__ import annotations
 
 from .contract import Contract
-from .gate import REUSE_POLICIES, Gate, ReusePolicy, check_release, check_replacement
+from .gate import REUSE_POLICIES, Gate, ReusePolicy, check_release, check_replacement, check_snapshot_replacement
 from .history import HistoryRecord, find_record, publisher_id, records
 from .model import BUMPS, Bump, Change, CompatibilityError, Direction, Effect
 from .overrides import OVERRIDES_FILE, Override
@@ -47,6 +47,7 @@ __all__ = [
     "bump_made",
     "check_release",
     "check_replacement",
+    "check_snapshot_replacement",
     "compare",
     "diff_schema",
     "find_record",

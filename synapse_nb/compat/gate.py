@@ -34,10 +34,10 @@ if TYPE_CHECKING:
 
     from cryptography import x509
 
-    from ..fileset import FileSet
+    from ..fileset import FileSet, Snapshot
     from ..manifest import Manifest
 
-__all__ = ["REUSE_POLICIES", "Gate", "ReusePolicy", "check_release", "check_replacement"]
+__all__ = ["REUSE_POLICIES", "Gate", "ReusePolicy", "check_release", "check_replacement", "check_snapshot_replacement"]
 
 ReusePolicy = Literal["refuse", "compatible"]
 REUSE_POLICIES: tuple[ReusePolicy, ...] = ("refuse", "compatible")
@@ -212,3 +212,30 @@ def check_replacement(
     if error is not None:
         raise error
     return v
+
+
+def check_snapshot_replacement(
+    old: Snapshot, old_manifest: Manifest, new: Snapshot, *, shown: str, allow_downgrade: bool = False
+) -> Verdict | None:
+    """:func:`check_replacement` for ``PluginManager.load`` of a changed folder over its running version.
+
+    Both sides are content-addressed snapshots: the running version's (never its folder, which a notebook cell
+    or an editor rewrites in place) and the new folder's, taken by the caller. Returns None when the new
+    manifest cannot be read (the activation that follows reports that, located); raises
+    :class:`CompatibilityError` when the new version number does not allow its changes.
+    """
+    from ..errors import ManifestError
+    from ..manifest import MANIFEST_FILE, load_manifest
+
+    try:
+        manifest = load_manifest(new.path, display=f"{shown}/{MANIFEST_FILE}")
+    except ManifestError:
+        return None
+    running = Contract.from_folder(
+        old.path, manifest=old_manifest, files=old.files, origin=f"{old_manifest.name}@{old_manifest.version}"
+    )
+    return check_replacement(
+        running,
+        Contract.from_folder(new.path, manifest=manifest, files=new.files, origin=shown),
+        allow_downgrade=allow_downgrade,
+    )
