@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from synapse_nb.compat import CompatibilityError, Contract
 from synapse_nb.errors import PluginTimeout, UsageError
 from synapse_nb.manifest import parse_manifest
 from synapse_nb.serve.auth import Address
@@ -130,17 +131,50 @@ def test_an_idempotency_key_is_refused_not_ignored() -> None:
         check_idempotency_key("k")
 
 
-def test_a_replacement_must_keep_the_name() -> None:
-    def manifest(name: str, version: str) -> Any:
-        doc = {"apiVersion": "synapse.io/v1", "kind": "AIPlugin", "metadata": {"name": name, "version": version},
-               "spec": {"runtime": "python3"}}  # fmt: skip
-        return parse_manifest(json.dumps(doc))
+def counter_version(root: Path, version: str, *, path: str = "/v1/count", name: str = "counter") -> Contract:
+    folder = make_counter(root, version=version, sign=False)
+    manifest = folder / "manifest.yaml"
+    manifest.write_text(manifest.read_text().replace("/v1/count", path).replace("name: counter", f"name: {name}"))
+    return Contract.from_folder(folder)
 
-    assert check_replacement(manifest("a", "1.0.0"), manifest("a", "1.1.0")) is None
-    note = check_replacement(manifest("a", "1.0.0"), manifest("a", "2.0.0"))
-    assert note == "major version 1 -> 2: its state starts fresh"
+
+def test_a_replacement_is_judged_by_the_compat_verdict(tmp_path: Path) -> None:
+    old = counter_version(tmp_path / "old", "1.0.0")
+    assert check_replacement(old, counter_version(tmp_path / "patch", "1.0.1")) is None
+    note = check_replacement(old, counter_version(tmp_path / "major", "2.0.0", path="/v2/count"))
+    assert note is not None
+    assert note.endswith("needs a major release: its state starts fresh")
+    assert "/v1/count" in note
+    with pytest.raises(CompatibilityError, match=r"needs a major bump, .* use version 2\.0\.0"):
+        check_replacement(old, counter_version(tmp_path / "minor", "1.1.0", path="/v2/count"))
+    with pytest.raises(CompatibilityError, match=r"0\.9\.0 is lower than 1\.0\.0"):
+        check_replacement(old, counter_version(tmp_path / "lower", "0.9.0"))
+    assert check_replacement(old, counter_version(tmp_path / "back", "0.9.0"), allow_downgrade=True) is None
     with pytest.raises(UsageError, match="now declares the name 'b'"):
-        check_replacement(manifest("a", "1.0.0"), manifest("b", "1.0.0"))
+        check_replacement(old, counter_version(tmp_path / "renamed", "1.0.0", name="b"))
+
+
+def test_a_reload_whose_version_does_not_allow_its_changes_keeps_the_old_one_serving(
+    tmp_path: Path, synapse_home: Path
+) -> None:
+    import shutil
+
+    from synapse_nb.signing import sign_folder
+
+    folder = make_counter(tmp_path)
+    with background_server([folder], grpc=False) as server:
+        url = server.urls()["http"]
+        assert get(url, "POST", "/v1/count", {})[1]["result"]["n"] == 1
+        make_counter(tmp_path, version="1.1.0", sign=False)
+        manifest = folder / "manifest.yaml"
+        manifest.write_text(manifest.read_text().replace("/v1/count", "/v2/count"))
+        # Signed elsewhere (a CI machine): this home's history, which the sign-time gate reads, never saw 1.0.0.
+        shutil.rmtree(synapse_home / "history")
+        sign_folder(folder)
+        (line,) = server.reload()
+        assert line.startswith("counter: kept 1.0.0: the changed folder is refused: ")
+        assert line.endswith("1.0.0 -> 1.1.0 is a minor bump; use version 2.0.0")
+        assert get(url, "POST", "/v1/count", {})[1]["result"] == {"n": 2, "id": None, "version": "1.0.0"}
 
 
 def test_a_debug_plugin_is_never_served(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidError, Problem, SchemaError
-from ..fileset import FileSet, scan_folder
+from ..fileset import FileSet, Snapshot, scan_folder
 from ..manifest import MANIFEST_FILE, Manifest, load_manifest
 from ..schemas import MAX_SCHEMA_BYTES, SCHEMA_DIR
 from ..semver import SemVer
@@ -81,6 +81,14 @@ class Contract:
             origin=shown,
             folder=root,
             overrides=load_overrides(root, display=f"{shown}/compat.yaml"),
+        )
+
+    @classmethod
+    def running(cls, snapshot: Snapshot, manifest: Manifest) -> Contract:
+        """A running version, read from its content-addressed snapshot: never from its folder, which an editor or
+        a notebook cell may have rewritten in place since it was activated."""
+        return cls.from_folder(
+            snapshot.path, manifest=manifest, files=snapshot.files, origin=f"{manifest.name}@{manifest.version}"
         )
 
     @classmethod

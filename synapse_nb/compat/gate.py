@@ -231,11 +231,8 @@ def check_snapshot_replacement(
         manifest = load_manifest(new.path, display=f"{shown}/{MANIFEST_FILE}")
     except ManifestError:
         return None
-    running = Contract.from_folder(
-        old.path, manifest=old_manifest, files=old.files, origin=f"{old_manifest.name}@{old_manifest.version}"
-    )
     return check_replacement(
-        running,
+        Contract.running(old, old_manifest),
         Contract.from_folder(new.path, manifest=manifest, files=new.files, origin=shown),
         allow_downgrade=allow_downgrade,
     )

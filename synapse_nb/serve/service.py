@@ -14,7 +14,7 @@ import contextlib
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..anatomy import validate_folder
 from ..errors import SynapseError, UsageError
@@ -25,6 +25,9 @@ from ..manifest import Manifest
 from ..plugin import Plugin
 from ..schemas import INPUT_SCHEMA, OUTPUT_SCHEMA
 from .routing import RouteTable, served_listeners
+
+if TYPE_CHECKING:
+    from ..compat import Contract
 
 __all__ = ["PluginService", "check_replacement", "plugin_serving"]
 
@@ -39,17 +42,29 @@ def plugin_serving(record: ManagedPlugin | None) -> bool:
     return record is not None and record.stage is not Stage.FAILED
 
 
-def check_replacement(old: Manifest, new: Manifest) -> str | None:
-    """The seam for the compatibility rules (``plugin compat``, another issue): may ``new`` replace ``old``?
+def _same_name(old: str, new: str) -> None:
+    if old != new:
+        raise UsageError(f"{old}: the folder now declares the name {new!r}; restart the server to serve it")
 
-    Raise an :class:`~synapse_nb.errors.InvalidError` to keep ``old`` serving; return a note to report. Until
-    the compatibility rules exist, every replacement with the same name is accepted.
+
+def check_replacement(old: Contract, new: Contract, *, allow_downgrade: bool = False) -> str | None:
+    """May ``new`` (a changed folder) replace ``old`` (the served version, read from its snapshot)?
+
+    The compat verdict decides (:func:`synapse_nb.compat.check_replacement`): a version number that does not
+    allow the changes raises :class:`~synapse_nb.compat.CompatibilityError` (an ``InvalidError``), and a new name
+    a :class:`UsageError`, which keep ``old`` serving. Returns a note to report: that the state starts afresh
+    when a change needs a major release, and what the new version asks for that the old did not.
     """
-    if old.name != new.name:
-        raise UsageError(f"{old.name}: the folder now declares the name {new.name!r}; restart the server to serve it")
-    if new.version.major != old.version.major:
-        return f"major version {old.version.major} -> {new.version.major}: its state starts fresh"
-    return None
+    from ..compat import check_replacement as compat_check
+
+    _same_name(old.name, new.name)
+    v = compat_check(old, new, allow_downgrade=allow_downgrade)
+    notes = []
+    if not v.compatible:
+        notes.append(f"{v.blocking[0]} needs a major release: its state starts fresh")
+    if v.asks_for_more:
+        notes.append("asks for more: " + "; ".join(v.asks_for_more))
+    return "; ".join(notes) or None
 
 
 class PluginService:
@@ -256,7 +271,16 @@ class PluginService:
                 from ..signing import verify_folder
 
                 verify_folder(record.path, manifest=folder.manifest)
-            note = check_replacement(old, folder.manifest)
+            _same_name(old.name, folder.manifest.name)
+            note = None
+            if isinstance(plugin, Plugin):  # the served version, from its snapshot: the folder was rewritten
+                from ..compat import Contract
+
+                note = check_replacement(
+                    Contract.running(plugin.snapshot, plugin.manifest),
+                    Contract.from_folder(record.path, manifest=folder.manifest),
+                    allow_downgrade=self.manager.allow_downgrade,
+                )
         except SynapseError as exc:
             return f"{name}: kept {old.version}: the changed folder is refused: {exc}"
         with self._exclusive(name):
