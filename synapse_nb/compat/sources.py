@@ -3,7 +3,8 @@
 ``NAME@VERSION`` (or ``NAME@RANGE``: the highest match) comes from the local history of signed versions.
 A ``.synapse`` archive (``plugin pack``'s output) is opened by :func:`open_archive`, a small seam over the
 registry's reader (:func:`synapse_nb.registry.archive.open_archive`): sizes, names and kinds of entries checked,
-the signature verified against the trust store, then extracted into a temporary folder. Nothing in it runs.
+the signature verified against the trust store (the user's, or a registry's own), then extracted into a temporary
+folder. Nothing in it runs.
 """
 
 from __future__ import annotations
@@ -12,10 +13,15 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import UsageError
 from .contract import Contract
 from .history import find_record
+
+if TYPE_CHECKING:
+    from ..registry.archive import ArchiveLimits
+    from ..signing.trust import TrustStore
 
 __all__ = ["ARCHIVE_SUFFIX", "open_archive", "open_source"]
 
@@ -23,11 +29,17 @@ ARCHIVE_SUFFIX = ".synapse"
 
 
 @contextmanager
-def open_archive(archive: str | Path) -> Iterator[Path]:
-    """The plugin folder inside a verified ``.synapse`` archive, extracted for the ``with`` block."""
+def open_archive(
+    archive: str | Path, *, trust: TrustStore | None = None, limits: ArchiveLimits | None = None
+) -> Iterator[Path]:
+    """The plugin folder inside a verified ``.synapse`` archive, extracted for the ``with`` block.
+
+    ``trust`` is the trust store its signature must verify against (default: the user's); a registry passes its
+    own. ``limits`` caps its size and contents (default: :class:`~synapse_nb.registry.archive.ArchiveLimits`).
+    """
     from ..registry.archive import open_archive as read_archive
 
-    verified = read_archive(archive)
+    verified = read_archive(archive, trust=trust, limits=limits)
     with tempfile.TemporaryDirectory(prefix="synapse-archive-") as tmp:
         yield verified.extract(Path(tmp) / verified.name)
 

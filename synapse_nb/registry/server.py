@@ -30,6 +30,7 @@ import urllib.parse
 from pathlib import Path
 from typing import Any
 
+from ..compat.model import CompatibilityError
 from ..errors import InvalidError, SignatureError, SynapseError, UsageError
 from .store import Conflict, NotFound, RegistryStore
 from .tokens import SCOPES, AuthSettings, OAuthError, Principal, TokenService
@@ -160,6 +161,8 @@ def create_app(store: RegistryStore, settings: AuthSettings, *, max_upload_bytes
             return error(409, "conflict", str(exc))
         except SignatureError as exc:
             return error(422, f"signature:{exc.reason}", f"refused by the registry's trust store: {exc}")
+        except CompatibilityError as exc:  # the version number does not allow the changes since the last release
+            return error(422, "incompatible", str(exc))
         except (InvalidError, UsageError) as exc:
             return error(422, "invalid", str(exc))
         return JSONResponse(answer, status_code=status)

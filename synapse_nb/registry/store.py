@@ -10,9 +10,10 @@
     DIR/.lock                     serialises publishers, also across server processes (flock)
 
 Publishing verifies the archive in memory (:func:`~.archive.open_archive`: caps, safe names, signature against
-the registry's *own* trust store), asks the compatibility seam about the previous version, then, under the
-lock, refuses a version that exists with other bytes (versions are immutable; the same bytes again are a no-op),
-stores the blob, updates the catalog and signs a new index with the next version number. Every file is replaced
+the registry's *own* trust store), then, under the lock, refuses a version that exists with other bytes
+(versions are immutable; the same bytes again are a no-op), refuses a version number too small for its changes
+since the highest release below it (:func:`~.compat.check_compat`; 422 with the reason), updates the catalog and
+signs a new index with the next version number. Every file is replaced
 atomically, so readers see the old index or the new one. The index is re-signed (next version, new expiry) when
 half of its lifetime has passed, so a healthy registry never serves an expired index.
 """
@@ -29,7 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import InvalidError, SynapseError, UsageError
+from ..compat.model import CompatibilityError
+from ..errors import SynapseError, UsageError
 from ..paths import atomic_write
 from ..semver import SemVer
 from ..signing.certs import fingerprint, subject, utc
@@ -65,7 +67,7 @@ class RegistryStore:
     root: Path
     index_ttl: dt.timedelta = DEFAULT_INDEX_TTL
     limits: ArchiveLimits = field(default_factory=lambda: ArchiveLimits(max_archive_bytes=100 << 20))
-    compat: Callable[[Path, Path], dict[str, Any]] = check_compat
+    compat: Callable[..., dict[str, Any]] = check_compat  # (old, new, *, trust, limits) -> verdict
 
     def __post_init__(self) -> None:
         self.root = Path(self.root)
@@ -164,20 +166,11 @@ class RegistryStore:
             SemVer.parse(version)
         except ValueError as exc:
             raise UsageError(str(exc)) from exc
-        archive = open_archive(data, trust=self.trust(), expected=(name, version), limits=self.limits)
+        trust = self.trust()
+        archive = open_archive(data, trust=trust, expected=(name, version), limits=self.limits)
         blob = self.blob_path(archive.sha256)
         if not blob.exists():
             atomic_write(blob, data)
-        previous = self._previous(name, version)
-        compat = {"checked": False, "reason": "first version"}
-        if previous is not None:
-            compat = self.compat(self.blob_path(previous[1]), blob)
-        if compat.get("checked") and not compat.get("ok", True):
-            raise InvalidError(
-                f"{name} {version} is not a compatible successor of {previous[0] if previous else '?'}: "
-                f"{compat.get('reason') or compat.get('summary') or 'see the compatibility report'}",
-                plugin=name,
-            )
         with self.locked():
             catalog = self._catalog()
             entry = catalog["plugins"].setdefault(name, {"versions": {}})
@@ -189,22 +182,27 @@ class RegistryStore:
                     f"{name} {version} is already published with other content (sha256 {existing['sha256'][:16]}...);"
                     " versions are immutable: publish a new version"
                 )
+            # Under the lock: two versions published at once are each compared with what is really below them.
+            previous = _previous(entry["versions"], version)
+            compat: dict[str, Any] = {"checked": False, "reason": "first version"}
+            if previous is not None:
+                compat = self.compat(self.blob_path(previous[1]), blob, trust=trust, limits=self.limits)
+            if compat.get("checked") and not compat.get("ok", True):
+                raise CompatibilityError(
+                    f"{version} is not a compatible successor of {previous[0] if previous else '?'}: "
+                    f"{compat.get('reason') or 'see the compatibility report'}",
+                    plugin=name,
+                    required_bump=str(compat.get("required_bump", "major")),
+                    bump_made=str(compat.get("bump_made", "none")),
+                    baseline=previous[0] if previous else None,
+                    suggested_version=compat.get("suggested_version"),
+                )
             record = self._record(archive, publisher, compat, previous[0] if previous else None)
             entry["versions"][version] = record
             if version == _highest(entry["versions"]):
                 entry.update(_listing(archive))
             index_version = self._write_index(catalog)
         return 201, {"status": "published", "index_version": index_version, **self._answer(name, version, record)}
-
-    def _previous(self, name: str, version: str) -> tuple[str, str] | None:
-        """(version, sha256) of the highest published version below ``version``, for the compatibility check."""
-        versions = self._catalog()["plugins"].get(name, {}).get("versions", {})
-        new = SemVer.parse(version)
-        lower = [(SemVer.parse(v), r["sha256"]) for v, r in versions.items() if SemVer.parse(v) < new]
-        if not lower:
-            return None
-        best = max(lower, key=lambda item: item[0])
-        return str(best[0]), best[1]
 
     @staticmethod
     def _record(
@@ -225,7 +223,12 @@ class RegistryStore:
     @staticmethod
     def _answer(name: str, version: str, record: dict[str, Any]) -> dict[str, Any]:
         compat = record.get("compat", {})
-        verdict = "checked" if compat.get("checked") else f"not checked ({compat.get('reason', 'unknown')})"
+        verdict = f"not checked ({compat.get('reason', 'unknown')})"
+        if compat.get("checked"):
+            verdict = (
+                f"checked against {compat.get('against')}: the changes need {compat.get('required_bump')}, "
+                f"the version is {compat.get('bump_made')}"
+            )
         return {
             "name": name,
             "version": version,
@@ -257,6 +260,21 @@ class RegistryStore:
             "root_fingerprint": fingerprint(self.identity.ca),
             "trusted_plugin_roots": [subject(r) for r in self.trust().roots],
         }
+
+
+def _previous(versions: dict[str, Any], version: str) -> tuple[str, str] | None:
+    """(version, sha256) of the highest *release* below ``version``, the compatibility check's baseline.
+
+    Pre-releases promise nothing (as for the sign-time gate: ``2.0.0`` is compared with the last release before
+    it, not with ``2.0.0-rc.1``); yanked versions count, because consumers may still run them.
+    """
+    new = SemVer.parse(version)
+    releases = [(v, r["sha256"]) for v, r in ((SemVer.parse(k), r) for k, r in versions.items()) if not v.prerelease]
+    below = [item for item in releases if item[0] < new]
+    if not below:
+        return None
+    best = max(below, key=lambda item: item[0])
+    return str(best[0]), best[1]
 
 
 def _highest(versions: dict[str, Any]) -> str:
