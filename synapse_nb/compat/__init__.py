@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from .contract import Contract
 from .gate import REUSE_POLICIES, Gate, ReusePolicy, check_release, check_replacement, check_snapshot_replacement
-from .history import HistoryRecord, find_record, publisher_id, records
+from .history import HistoryRecord, find_record, folder_publisher, publisher_id, records
 from .model import BUMPS, Bump, Change, CompatibilityError, Direction, Effect
 from .overrides import OVERRIDES_FILE, Override
 from .previous import run_previous_tests
@@ -51,6 +51,7 @@ __all__ = [
     "compare",
     "diff_schema",
     "find_record",
+    "folder_publisher",
     "is_sufficient",
     "next_version",
     "publisher_id",

@@ -33,7 +33,15 @@ from .contract import Contract
 if TYPE_CHECKING:
     from cryptography import x509
 
-__all__ = ["HISTORY_DIR", "HistoryRecord", "find_record", "publisher_id", "records", "write_record"]
+__all__ = [
+    "HISTORY_DIR",
+    "HistoryRecord",
+    "find_record",
+    "folder_publisher",
+    "publisher_id",
+    "records",
+    "write_record",
+]
 
 HISTORY_DIR = "history"
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")  # a plugin name (manifest v1): a safe folder name
@@ -59,6 +67,23 @@ def publisher_id(chain: list[x509.Certificate]) -> str:
         return "aki-" + aki.hex()
     spki = leaf.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     return "key-" + hashlib.sha256(spki).hexdigest()[:40]
+
+
+def folder_publisher(folder: Path) -> str | None:
+    """The publisher whose chain signed ``folder`` (None when it has no readable signature).
+
+    The chain is read, not verified: this only chooses which history to show a folder against (``%synapse
+    compat``); every decision on the folder is taken by verification and the gates.
+    """
+    from ..errors import SignatureError
+    from ..signing.envelope import Envelope, EnvelopeError
+    from ..signing.verify import read_signature
+
+    try:
+        envelope = Envelope.from_bytes(read_signature(folder, plugin=folder.name))
+        return publisher_id(list(envelope.signature.certificates))
+    except (SignatureError, EnvelopeError, ValueError):
+        return None
 
 
 def _key(version: SemVer) -> str:

@@ -6,8 +6,11 @@ a smoke test from the examples), validates it, signs it with the developer key (
 activates the warm worker. Re-running an unchanged definition is a no-op: the file set, its digest and the
 running worker stay as they are. A changed definition replaces the previous version through
 :meth:`PluginManager.load <synapse_nb.manager.PluginManager.load>`; its state carries over (the store keeps it
-by plugin name and publisher) unless the major version changed, which says the state shape did. A definition
-that fails validation leaves the previous version serving, and the error says so.
+by plugin name and publisher) unless a change needs a major release (:mod:`synapse_nb.compat`), which says the
+state's shape may have changed. A definition that fails validation leaves the previous version serving, and the
+error says so; one whose version does not allow its changes says which version to use (or ``--version auto``,
+which chooses it: :func:`~synapse_nb.compat.suggest_version` against the highest version your key signed).
+:meth:`NotebookSession.compat_report` is ``%synapse compat NAME``: the cell's version against the previous one.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from ..errors import InvalidError, Problem, UsageError
+from ..errors import InvalidError, Problem, SignatureError, UsageError
 from ..manager import PluginManager
 from ..manifest import PLUGIN_NAME
 from ..plugin import Plugin
@@ -27,8 +30,10 @@ from ..schemas import INPUT_SCHEMA, OUTPUT_SCHEMA, SCHEMA_DIR
 from ..semver import SemVer
 from .infer import infer_schema
 
-__all__ = ["CellSpec", "DefineResult", "NotebookSession", "render_files"]
+__all__ = ["AUTO_VERSION", "CellSpec", "DefineResult", "NotebookSession", "render_files"]
 
+AUTO_VERSION = "auto"  # --version auto: the smallest version that allows the changes
+FIRST_VERSION = "0.1.0"
 PLUGINS_DIR = "synapse-plugins"
 EXAMPLES_FILE = "examples.json"
 PERMISSIVE = {"$schema": "http://json-schema.org/draft-07/schema#"}
@@ -36,11 +41,11 @@ PERMISSIVE = {"$schema": "http://json-schema.org/draft-07/schema#"}
 
 @dataclass
 class CellSpec:
-    """Everything ``%%synapse_plugin`` can say about a plugin."""
+    """Everything ``%%synapse_plugin`` can say about a plugin (``version`` may be :data:`AUTO_VERSION`)."""
 
     name: str
     handler: str
-    version: str = "0.1.0"
+    version: str = FIRST_VERSION
     type: str = "general"
     trigger: str = "sync"
     timeout: str = "30s"
@@ -115,6 +120,19 @@ def _schema_text(schema: Any) -> str:
     return json.dumps(schema, indent=2, sort_keys=False) + "\n"
 
 
+def _output_title(name: str) -> str:
+    return f"{name} output (inferred from the --example results)"
+
+
+def _inferred_before(path: Path, name: str) -> bool:
+    """Whether ``path`` holds an output schema inferred by an earlier definition (also before a kernel restart)."""
+    try:
+        schema = json.loads(path.read_bytes()[: 1 << 20])
+    except (OSError, ValueError):
+        return False
+    return isinstance(schema, dict) and schema.get("title") == _output_title(name)
+
+
 def render_files(spec: CellSpec, *, input_schema: Any, output_schema: Any) -> dict[str, str]:
     """Relative path -> content of every file of the plugin folder."""
     return {
@@ -155,7 +173,7 @@ def _write(folder: Path, files: dict[str, str]) -> bool:
 
 @dataclass
 class DefineResult:
-    """What defining a cell plugin did."""
+    """What defining a cell plugin did; ``version_choice`` says what ``--version auto`` chose and why."""
 
     plugin: Plugin
     folder: Path
@@ -163,6 +181,7 @@ class DefineResult:
     created_key: bool = False
     warnings: list[str] = field(default_factory=list)
     inferred: list[str] = field(default_factory=list)
+    version_choice: list[str] = field(default_factory=list)
 
 
 class NotebookSession:
@@ -199,15 +218,17 @@ class NotebookSession:
                 f"plugin name {spec.name!r} is not a lower-case DNS label (a-z, 0-9 and '-', e.g. 'sentiment')"
             )
         try:
-            SemVer.parse(spec.version)
+            if spec.version != AUTO_VERSION:
+                SemVer.parse(spec.version)
         except ValueError as exc:
-            raise UsageError(f"--version: {exc}") from None
+            raise UsageError(f"--version: {exc} (or --version auto)") from None
         if not spec.handler.strip():
             raise UsageError("the cell is empty: write the handler class (a BaseHandler subclass) in the cell")
 
     def define(self, spec: CellSpec) -> DefineResult:
         """Write, validate, sign and activate; a no-op when nothing changed since the last definition."""
         from ..anatomy import validate_folder
+        from ..compat import CompatibilityError
         from ..signing import ensure_developer_key, sign_folder
 
         self._check(spec)
@@ -227,7 +248,8 @@ class NotebookSession:
         infer_output = output_schema is None and bool(spec.examples)
         if output_schema is None:
             existing = folder / SCHEMA_DIR / OUTPUT_SCHEMA
-            if infer_output and previous is not None and OUTPUT_SCHEMA in previous.inferred and existing.is_file():
+            earlier = previous is not None and OUTPUT_SCHEMA in previous.inferred  # or before a kernel restart:
+            if infer_output and existing.is_file() and (earlier or _inferred_before(existing, spec.name)):
                 output_schema = json.loads(existing.read_text())  # inferred last time from the same examples
                 infer_output = False
                 inferred.append(OUTPUT_SCHEMA)
@@ -235,10 +257,15 @@ class NotebookSession:
                 output_schema = PERMISSIVE
                 if not spec.examples:
                     warnings.append("no --output-schema or --example: the output schema accepts anything")
+        auto = spec.version == AUTO_VERSION
+        choice: list[str] = []
+        if auto:
+            spec.version, choice = self._auto_version(spec, folder, input_schema, output_schema)
         files = render_files(spec, input_schema=input_schema, output_schema=output_schema)
         changed = _write(folder, files)
         if not changed and previous is not None and not previous.plugin.released:
             previous.changed = False
+            previous.version_choice = choice
             return previous  # same files, same digest: no re-sign, no cold start
         try:
             validate_folder(folder)
@@ -250,11 +277,16 @@ class NotebookSession:
             raise
         key_existed = (ensure_developer_key_path()).exists()
         ensure_developer_key()
-        sign_folder(folder)
-        plugin = self._load(folder)
-        if infer_output:
-            plugin = self._infer_output(spec, folder, plugin, files, input_schema)
-            inferred.append(OUTPUT_SCHEMA)
+        try:
+            sign_folder(folder)
+            plugin = self._load(folder)
+            if infer_output:
+                plugin = self._infer_output(spec, folder, plugin, files, input_schema)
+                inferred.append(OUTPUT_SCHEMA)
+        except CompatibilityError as exc:
+            if not auto:
+                exc.message += " (or --version auto)"
+            raise
         self.failures.pop(spec.name, None)
         result = DefineResult(
             plugin=plugin,
@@ -263,9 +295,65 @@ class NotebookSession:
             created_key=not key_existed,
             warnings=warnings,
             inferred=inferred,
+            version_choice=choice,
         )
         self.defined[spec.name] = result
         return result
+
+    def _auto_version(
+        self, spec: CellSpec, folder: Path, input_schema: Any, output_schema: Any
+    ) -> tuple[str, list[str]]:
+        """``--version auto``: from the highest version your key signed, the smallest version that allows the
+        changes since (the cell is written into ``folder`` at that version first, then compared with its record);
+        and why, one line per deciding change."""
+        from ..compat import publisher_id, records, suggest_version
+        from ..signing.keys import load_developer_key
+
+        try:
+            known = records(spec.name, publisher_id(load_developer_key().chain))
+        except SignatureError:  # no developer key yet: nothing was signed
+            known = []
+        if not known:
+            return FIRST_VERSION, [f"{FIRST_VERSION}: no version of {spec.name} was signed by your key yet"]
+        highest = known[-1]
+        spec.version = str(highest.version)
+        _write(folder, render_files(spec, input_schema=input_schema, output_schema=output_schema))
+        version, reasons = suggest_version(highest.contract(), folder)
+        if reasons[1:] == ["nothing changed"]:
+            return version, [f"{version}: nothing changed since it was signed"]
+        return version, [f"{version}: {reasons[0]}", *reasons[1:]]
+
+    def compat_report(self, name: str) -> list[str]:
+        """``%synapse compat NAME``: the plugin's folder as it is now against the version before it, as a table.
+
+        The version before it is, from the history of versions signed by the key that signed the folder, the
+        same version as signed when the folder changed since (a redefinition that was refused shows why), and
+        otherwise the highest version below it.
+        """
+        from ..compat import Contract, folder_publisher, records, verdict, verdict_lines
+
+        folder = self.folder(name)
+        current = Contract.from_folder(folder)
+        publisher = folder_publisher(folder)
+        known = records(current.name, publisher) if publisher is not None else []
+        same = next((r for r in known if r.version == current.version and r.digest != current.digest), None)
+        below = [r for r in known if r.version < current.version]
+        baseline = same or (below[-1] if below else None)
+        if baseline is None:
+            return [f"{current.id}: no earlier version signed by the same key to compare with"]
+        v = verdict(baseline.contract(), current)
+        lines = verdict_lines(v)
+        if v.sufficient:
+            lines.append(f"ok: the changes need {v.required_bump}, and {v.old_version} -> {v.new_version} is enough")
+        elif same is not None and v.compatible:
+            lines.append(
+                f"ok: the changes need {v.required_bump}; a notebook keeps version {v.new_version} while no change "
+                "needs a major bump"
+            )
+        else:
+            refusal = v.refusal()
+            lines.append(f"not enough: {refusal.message if refusal else v.required_bump} (or --version auto)")
+        return lines
 
     def _load(self, folder: Path) -> Plugin:
         loaded = self.manager.load(folder)  # replaces the running version when the files changed

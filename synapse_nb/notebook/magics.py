@@ -2,7 +2,7 @@
 
 ::
 
-    %%synapse_plugin NAME [--version V] [--type T] [--trigger sync|async|event] [--timeout 1500ms]
+    %%synapse_plugin NAME [--version V|auto] [--type T] [--trigger sync|async|event] [--timeout 1500ms]
                           [--memory-mb N] [--allow-domain D]... [--gpu] [--requirements "pkg ..."]
                           [--input-schema EXPR] [--output-schema EXPR] [--example EXPR]... [--topic T]... [--dir DIR]
     <the cell body is handler.py>
@@ -104,7 +104,7 @@ class SynapseMagics(Magics):
     # -- %%synapse_plugin -------------------------------------------------------------------------------------
     @magic_arguments()
     @argument("name", help="plugin name, a lower-case DNS label")
-    @argument("--version", default="0.1.0", help="SemVer version (default 0.1.0)")
+    @argument("--version", default="0.1.0", help="SemVer version (default 0.1.0), or auto: what the changes need")
     @argument("--type", default="general", help="interface type, e.g. nlp, vision, tabular")
     @argument("--trigger", default="sync", choices=["sync", "async", "event"], help="execution trigger")
     @argument("--timeout", default="30s", help="per-call timeout, e.g. 1500ms, 2s")
@@ -156,6 +156,8 @@ class SynapseMagics(Magics):
             raise self._fail(exc) from None
         from .widgets import LifecycleWidget
 
+        if result.version_choice:  # --version auto: what it chose, and why
+            print("synapse: --version auto chose " + "\n  ".join(escape_terminal(x) for x in result.version_choice))
         notes = []
         if result.created_key:
             notes.append("created your developer signing key (synapse-cli keys list shows it)")
@@ -182,6 +184,7 @@ class SynapseMagics(Magics):
         %synapse search [QUERY] [--category C] [--registry R] | install NAME[@RANGE] [--registry R]
         %synapse publish NAME --registry R | installed
         %synapse serve NAME... [--grpc :0] [--http :0] [--token-file F] | serve --stop
+        %synapse compat NAME                  the cell's version against the previous one: each change, its bump
         %synapse help                         every sub-command
         %synapse --debug [on|off]             full tracebacks instead of one-line errors
 
@@ -213,6 +216,7 @@ class SynapseMagics(Magics):
             "publish": self._publish,
             "installed": lambda _rest: registry_view.installed(),
             "serve": lambda rest: serve_view.serve_command(self.session, rest),
+            "compat": self._compat,
             "help": lambda _rest: print(USAGE),
         }
 
@@ -397,6 +401,12 @@ class SynapseMagics(Magics):
     @staticmethod
     def _warn(text: str) -> None:
         print(f"synapse: warning: {escape_terminal(text)}")
+
+    def _compat(self, rest: str) -> None:
+        name, extra, _options = name_and_expr(rest, "compat", set())
+        if extra:
+            raise UsageError(f"%synapse compat: unexpected {extra!r}; usage: %synapse {COMMANDS['compat']}")
+        print("\n".join(escape_terminal(line) for line in self.session.compat_report(name)))
 
     def _load(self, rest: str) -> Any:
         from .widgets import LifecycleWidget

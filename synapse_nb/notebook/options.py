@@ -36,6 +36,7 @@ COMMANDS: dict[str, str] = {
     "publish": "publish NAME --registry R     pack the plugin and upload it to a registry",
     "installed": "installed                     the plugins installed from registries",
     "serve": "serve NAME... [--grpc :0] [--http :0] [--token-file F] | serve --stop   serve in this kernel",
+    "compat": "compat NAME                   the cell's version against the previous one: each change and its bump",
     "help": "help                          this text",
 }
 
