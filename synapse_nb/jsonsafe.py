@@ -240,24 +240,25 @@ def equality_key(value: Any) -> Any:
     raise TypeError(f"not a JSON value: {kind.__name__}")
 
 
+_JSON_TYPES = (
+    (bool, "boolean"),
+    (int, "integer"),
+    (float, "number"),
+    (str, "string"),
+    (list, "array"),
+    (dict, "object"),
+)
+
+
 def json_type_of(value: Any) -> str:
     """The JSON Schema type of a decoded JSON value, as written: ``1`` is ``integer``, ``1.0`` and ``2.5`` are
     ``number`` (JSON Schema also counts ``1.0`` as an integer, so compare with ``number`` covering ``integer``).
     Raises ``TypeError`` for something that is not a JSON value."""
     if value is None:
         return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
+    for kind, name in _JSON_TYPES:  # bool before int: True is an int in Python, not in JSON
+        if isinstance(value, kind):
+            return name
     raise TypeError(f"{type(value).__name__} is not a JSON value")
 
 
