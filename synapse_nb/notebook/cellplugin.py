@@ -367,7 +367,7 @@ class NotebookSession:
         from ..signing import sign_folder
 
         outputs = [plugin.run(example) for example in spec.examples]
-        schema = infer_schema(outputs, title=f"{spec.name} output (inferred from the --example results)")
+        schema = infer_schema(outputs, title=_output_title(spec.name))
         files = render_files(spec, input_schema=input_schema, output_schema=schema)
         _write(folder, files)
         sign_folder(folder)
