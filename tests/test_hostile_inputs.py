@@ -72,7 +72,7 @@ def test_unique_items_over_a_large_array_is_not_quadratic(tmp_path: Path) -> Non
         assert validate_output(schemas, items) is items
         with pytest.raises(ValidationError, match="has non-unique elements"):
             validate_output(schemas, [*items, {"tags": [0, "0"], "id": 0.0}])
-        assert time.monotonic() - started < 10  # pairwise: 5e9 comparisons
+        assert time.monotonic() - started < 60  # pairwise would be 5e9 comparisons: hours, even on a quiet machine
 
 
 @pytest.fixture(scope="module")

@@ -65,6 +65,9 @@ class WorkerSlot:
         self.on_state: Callable[[dict[str, Any]], object] | None = None  # called with each new checkpoint
         self.stop_error: str | None = None
         self._lock = threading.Lock()
+        self._state_lock = threading.Lock()
+        self._state_order = 0  # the CallResult.order of the state kept
+        self._recycle_check = RECYCLE_CHECK_EVERY  # the worker's call count at which its CPU time is looked at
         self._worker: Worker | None = None
         self._pending: Worker | None = None  # spawned, plugin code not started yet (see prepare)
         self._starting: threading.Thread | None = None
@@ -106,6 +109,7 @@ class WorkerSlot:
         if worker is None:
             worker = self._new_worker()
         worker.session = self.session
+        self._recycle_check = RECYCLE_CHECK_EVERY
         return worker, worker.start(self.state)
 
     def prepare(self) -> None:
@@ -159,12 +163,22 @@ class WorkerSlot:
                     self._replace_in_background()
                 raise
         if call.state is not None:
-            self.state = call.state  # the checkpoint: a crash loses at most the call in flight
+            self._checkpoint(call)  # a crash loses at most the call in flight
+        if worker.calls >= self._recycle_check:
+            self._recycle_check = worker.calls + RECYCLE_CHECK_EVERY
+            if worker.cpu_seconds() > 0.9 * self.spec.policy.cpu_seconds:
+                self._recycle(worker)
+        return worker, call, started
+
+    def _checkpoint(self, call: CallResult) -> None:
+        """Keep ``call``'s state unless a later reply's is kept already (concurrent callers finish in any order)."""
+        with self._state_lock:
+            if call.order <= self._state_order or call.state is None:
+                return
+            self._state_order = call.order
+            self.state = call.state
             if self.on_state is not None:
                 self.on_state(call.state)
-        if worker.calls % RECYCLE_CHECK_EVERY == 0 and worker.cpu_seconds() > 0.9 * self.spec.policy.cpu_seconds:
-            self._recycle(worker)
-        return worker, call, started
 
     def run_many(
         self, payloads: list[bytes]
@@ -174,9 +188,7 @@ class WorkerSlot:
         results = worker.call_many(payloads)
         for result in reversed(results):
             if isinstance(result, CallResult) and result.state is not None:
-                self.state = result.state
-                if self.on_state is not None:
-                    self.on_state(result.state)
+                self._checkpoint(result)
                 break
         if not worker.alive:
             self._replace_in_background()
