@@ -47,6 +47,7 @@ from .isolation import admit, probe
 from .jail import EGRESS_DIR, PLUGIN_DIR, PROXY_PORT, JailConfig, JailLayout, Mount, build_jail, guest_paths
 from .launch import launches
 from .logs import LogDrain, Ring
+from .mounter import mounter
 from .policy import SandboxPolicy
 from .process import build_process_config, process_command, process_user, user_tasks
 from .protocol import frame
@@ -437,8 +438,6 @@ class Worker:
     def _deliver_snapshot(self) -> None:
         """A pre-warmed jail gets its plugin: the snapshot, mounted read-only at /plugin. Nothing in the jail reads
         it before the start frame, which is only sent after verification."""
-        from .mounter import mounter
-
         pid = self.guest_pid()
         plugin_dir = self.spec.layout.plugin_dir
         if pid is None or plugin_dir is None or not self.alive:
