@@ -27,6 +27,7 @@ GROUPS: dict[str, str] = {
     "env": "built dependency environments: list, garbage-collect",
     "kernel": "Jupyter kernels with synapse_nb preloaded",
     "registry": "plugin registries: serve one, list, add, log in",
+    "event": "events: deliver one to the plugins subscribed to its topic",
 }
 COMMANDS: list[str] = [
     "plugin_init",
@@ -47,6 +48,7 @@ COMMANDS: list[str] = [
     "plugin_publish",
     "plugin_install",
     "registry",
+    "event",
 ]
 
 

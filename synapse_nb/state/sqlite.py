@@ -36,11 +36,18 @@ CREATE TABLE IF NOT EXISTS plugin_versions (
     plugin  TEXT PRIMARY KEY,
     highest TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS kv (
+    key     TEXT PRIMARY KEY,
+    value   TEXT NOT NULL,
+    expires REAL NOT NULL
+);
 """
 
 
 class SQLiteStore:
     """State and session data in ``path`` (created on first use; several processes may share it)."""
+
+    shared = False  # one host: idempotency records live here; cached responses and circuits stay per process
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -139,6 +146,66 @@ class SQLiteStore:
 
     def session_delete(self, namespace: str, key: str) -> None:
         self._run("DELETE FROM session WHERE namespace = ? AND key = ?", (namespace, key))
+
+    # -- policy records (KeyValue): expiry in wall-clock seconds, so that processes agree ------------------------
+    def kv_get(self, key: str) -> str | None:
+        rows = self._run("SELECT value FROM kv WHERE key = ? AND expires > ?", (key, time.time()))
+        return str(rows[0][0]) if rows else None
+
+    def kv_set(self, key: str, value: str, ttl_ms: int) -> None:
+        self._run(
+            "INSERT INTO kv (key, value, expires) VALUES (?, ?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value, expires = excluded.expires",
+            (key, value, time.time() + ttl_ms / 1000),
+        )
+
+    def _transaction(self, key: str, write: Any) -> bool:
+        """Run ``write(current_value_or_None, now)`` in one ``BEGIN IMMEDIATE`` transaction; its verdict."""
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    now = time.time()
+                    self._db.execute(
+                        "DELETE FROM kv WHERE rowid IN (SELECT rowid FROM kv WHERE expires <= ? LIMIT 100)", (now,)
+                    )
+                    row = self._db.execute("SELECT value FROM kv WHERE key = ? AND expires > ?", (key, now)).fetchone()
+                    verdict = bool(write(None if row is None else str(row[0]), now))
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise StateStoreError(f"state store {self.url}: {exc}") from exc
+        return verdict
+
+    def _write(self, key: str, value: str, expires: float) -> None:
+        self._db.execute(
+            "INSERT INTO kv (key, value, expires) VALUES (?, ?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value, expires = excluded.expires",
+            (key, value, expires),
+        )
+
+    def kv_add(self, key: str, value: str, ttl_ms: int) -> bool:
+        def write(current: str | None, now: float) -> bool:
+            if current is not None:
+                return False
+            self._write(key, value, now + ttl_ms / 1000)
+            return True
+
+        return self._transaction(key, write)
+
+    def kv_cas(self, key: str, expected: str | None, value: str, ttl_ms: int) -> bool:
+        def write(current: str | None, now: float) -> bool:
+            if current != expected:
+                return False
+            self._write(key, value, now + ttl_ms / 1000)
+            return True
+
+        return self._transaction(key, write)
+
+    def kv_delete(self, key: str) -> None:
+        self._run("DELETE FROM kv WHERE key = ?", (key,))
 
     def close(self) -> None:
         with self._lock:
