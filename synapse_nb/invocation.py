@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .errors import PluginTimeout, SynapseError, UsageError
+from .errors import CircuitOpen, PluginTimeout, SynapseError, UsageError
 from .payloads import encode_payload, validate_input, validate_output
 from .policies import Call, PolicyChain
 from .policies.idempotency import error_from_json, error_to_json
@@ -154,6 +154,9 @@ def resolve_endpoint(manifest: Manifest, requested: str | None) -> str | None:
         raise UsageError(f"unknown endpoint {requested!r}; valid: {valid}", plugin=manifest.name) from None
 
 
+_NOTHING_RAN = {"cold_start_ms": 0.0, "queue_ms": 0.0, "handler_ms": 0.0, "stdout": "", "stderr": ""}
+
+
 class Pipeline:
     """The host-side steps of every call of one plugin, around its runner and its policy chain."""
 
@@ -215,20 +218,25 @@ class Pipeline:
                 plugin=self.name, timeout_ms=budget_ms, details=exc.details,
             ) from None  # fmt: skip
 
-    def _finish(self, event: CallEvent, record: CallRecord | None) -> None:
-        if event.ok:
+    def _finish(
+        self, kind: str, t0: float | None, stage: str, record: CallRecord | None = None, *, ms: float = 0.0,
+        **fields: Any,
+    ) -> None:  # fmt: skip
+        """Count a finished call, notify the listeners with its :class:`CallEvent` (built only when someone
+        listens), and keep its record for the I/O debugger."""
+        ok = stage == "done"
+        if ok:
             self.calls += 1
         else:
             self.errors += 1
-        for listener in list(self.listeners):
-            listener(event)
+        if self.listeners:
+            if t0 is not None:
+                ms = (time.perf_counter() - t0) * 1000
+            event = CallEvent(self.name, self.version, kind, ok, ms, stage, **fields)
+            for listener in list(self.listeners):
+                listener(event)
         if record is not None and self.history is not None:
             self.history.append(record)
-
-    def _event(self, kind: str, t0: float | None, stage: str, *, ms: float = 0.0, **fields: Any) -> CallEvent:
-        if t0 is not None:
-            ms = (time.perf_counter() - t0) * 1000
-        return CallEvent(self.name, self.version, kind, stage == "done", ms, stage, **fields)
 
     def _record(self, payload: Any, t0: float, stage: str, run: Execution | None, **fields: Any) -> CallRecord | None:
         if self.history is None:
@@ -245,17 +253,15 @@ class Pipeline:
         self, run: Execution | None, t0: float, *, endpoint: str | None, items: int | None = None,
         call: Call | None = None,
     ) -> dict[str, Any]:  # fmt: skip
-        started = run.started if run is not None else None
-        meta = {
-            **self.base_meta,
-            "isolation": self.runner.isolation,
-            "duration_ms": round((time.perf_counter() - t0) * 1000, 3),
-            "cold_start_ms": round(started.cold_start_ms, 3) if started else 0.0,
-            "queue_ms": round(run.queue_ms, 3) if run is not None else 0.0,
-            "handler_ms": round(run.handler_ms, 3) if run is not None else 0.0,
-            "stdout": run.stdout if run is not None else "",
-            "stderr": run.stderr if run is not None else "",
-        }
+        meta = {**self.base_meta, "isolation": self.runner.isolation,
+                "duration_ms": round((time.perf_counter() - t0) * 1000, 3)}  # fmt: skip
+        if run is not None:
+            started = run.started
+            meta["cold_start_ms"] = round(started.cold_start_ms, 3) if started else 0.0
+            meta["queue_ms"], meta["handler_ms"] = round(run.queue_ms, 3), round(run.handler_ms, 3)
+            meta["stdout"], meta["stderr"] = run.stdout, run.stderr
+        else:  # answered by the policies: nothing ran
+            meta.update(_NOTHING_RAN)
         if self.extra_meta is not None:
             meta.update(self.extra_meta())
         if endpoint is not None:
@@ -271,10 +277,8 @@ class Pipeline:
         if call.replay is not None and not call.replay.ok and call.replay.error is not None:
             raise call.replay.error
         result = call.replay.result if call.replay is not None else call.hit.result if call.hit is not None else None
-        self._finish(
-            self._event(kind, t0, "done", items=items or 1, endpoint=call.endpoint),
-            self._record(payload, t0, "done", None, validated_input=payload, output=result),
-        )
+        self._finish(kind, t0, "done", self._record(payload, t0, "done", None, validated_input=payload, output=result),
+                     items=items or 1, endpoint=call.endpoint)  # fmt: skip
         return Invocation(result, self.meta(None, t0, endpoint=call.endpoint, items=items, call=call))
 
     # -- one call ----------------------------------------------------------------------------------------------
@@ -298,14 +302,26 @@ class Pipeline:
             budget_ms = self._timeout(timeout_ms)
             # One budget for the whole call: validation on the host counts against the call's timeout.
             deadline = time.monotonic() + budget_ms / 1000
+            if idempotency_key is None:
+                call = chain.early(payload, key, cache=cache)  # a cache hit or an open circuit: no validation
+                if call.hit is not None:
+                    stage = "execute"
+                    return self._answered(call, payload, t0, "call")
             body = self.encode(payload, deadline=deadline, timeout_ms=budget_ms)
-            wait_until = time.monotonic() + chain.keys.lease_ms / 1000
-            call = chain.lookup(body, key, cache=cache, idempotency_key=idempotency_key, wait_until=wait_until)
-            if call.answered:
+            if call is None or (call.cache is None and cache and chain.cache.enabled):
+                probe = call.probe if call is not None else ""
+                wait_until = time.monotonic() + chain.keys.lease_ms / 1000
+                call = chain.lookup(body, key, cache=cache, idempotency_key=idempotency_key, wait_until=wait_until)
+                if call.answered:
+                    stage = "execute"
+                    return self._answered(call, payload, t0, "call")
                 stage = "execute"
-                return self._answered(call, payload, t0, "call")
+                if idempotency_key is not None:
+                    chain.admit(call)
+                else:
+                    call.probe = probe
+            call.body = body
             stage = "execute"
-            chain.admit(call)
             attempt = call
             caller = deadline if timeout_ms is not None else None
             run = self._within_budget(lambda: chain.attempt(attempt, deadline=deadline, caller_deadline=caller),
@@ -316,18 +332,17 @@ class Pipeline:
             result = self.check_output(run.result, deadline=deadline, timeout_ms=budget_ms)
             chain.succeeded(call, result)
         except SynapseError as exc:
+            if isinstance(exc, CircuitOpen):
+                stage = "execute"
             if call is not None and not call.answered:
                 chain.failed(call, exc, executed=run is not None or stage == "output" or call.attempts > 0)
             fields: dict[str, Any] = {"error": exc}
             if stage != "input":
                 fields["validated_input"] = payload
-            self._finish(self._event("call", t0, stage, endpoint=key, error=exc),
-                         self._record(payload, t0, stage, run, **fields))  # fmt: skip
+            self._finish("call", t0, stage, self._record(payload, t0, stage, run, **fields), endpoint=key, error=exc)
             raise
-        self._finish(
-            self._event("call", t0, "done", endpoint=key, handler_ms=run.handler_ms),
-            self._record(payload, t0, "done", run, validated_input=payload, output=result),
-        )
+        self._finish("call", t0, "done", self._record(payload, t0, "done", run, validated_input=payload, output=result),
+                     endpoint=key, handler_ms=run.handler_ms)  # fmt: skip
         return Invocation(result, self.meta(run, t0, endpoint=key, call=call))
 
     # -- one batch ---------------------------------------------------------------------------------------------
@@ -375,10 +390,10 @@ class Pipeline:
         except SynapseError as exc:
             if call is not None and not call.answered:
                 chain.failed(call, exc, executed=stage != "input")
-            self._finish(self._event("batch", t0, stage, items=len(items), endpoint=key, error=exc), None)
+            self._finish("batch", t0, stage, items=len(items), endpoint=key, error=exc)
             raise
         handler_ms = sum(r.handler_ms for r in runs)
-        self._finish(self._event("batch", t0, "done", items=len(items), endpoint=key, handler_ms=handler_ms), None)
+        self._finish("batch", t0, "done", items=len(items), endpoint=key, handler_ms=handler_ms)
         meta = self.meta(runs[0] if runs else None, t0, endpoint=key, items=len(items), call=call)
         meta["handler_ms"] = round(handler_ms, 3)
         meta["chunks"] = len(runs)
@@ -465,17 +480,22 @@ class Pipeline:
         """A job's host-side steps before it is queued: input validation, the cache, the circuit (raising at
         once when it is open). The invocation when the cache answered it."""
         t0 = time.perf_counter()
-        body = self.encode(payload)
         chain = self.policies
-        call = chain.lookup(body, None, cache=cache, idempotency_key=None, wait_until=time.monotonic())
-        if call.answered:
-            return body, call, self._answered(call, payload, t0, "job")
         try:
-            chain.admit(call)
+            call = chain.early(payload, None, cache=cache)
         except SynapseError as exc:
-            self._finish(self._event("job", t0, "execute", error=exc), None)
+            self._finish("job", t0, "execute", error=exc)
             raise
-        return body, call, None
+        if call.hit is not None:
+            return b"", call, self._answered(call, payload, t0, "job")
+        call.body = self.encode(payload)
+        if call.cache is None and cache and chain.cache.enabled:
+            looked = chain.lookup(call.body, None, cache=cache, idempotency_key=None, wait_until=time.monotonic())
+            looked.probe = call.probe
+            call = looked
+            if call.hit is not None:
+                return call.body, call, self._answered(call, payload, t0, "job")
+        return call.body, call, None
 
     def settle_job(self, call: Call, outcome: Execution | SynapseError, *, recorded: bool) -> Any:
         """A job's host-side steps once it ran: the circuit (unless the batcher recorded it), output validation,
@@ -484,7 +504,7 @@ class Pipeline:
         if isinstance(outcome, SynapseError):
             if not recorded:
                 chain.circuit.record(outcome, call.probe)
-            self._finish(self._event("job", None, "execute", error=outcome), None)
+            self._finish("job", None, "execute", error=outcome)
             raise outcome
         if not recorded:
             chain.circuit.record(None, call.probe)
@@ -493,10 +513,10 @@ class Pipeline:
             chain.response_ttl(call, outcome)
             result = self.check_output(outcome.result)
         except SynapseError as exc:
-            self._finish(self._event("job", None, "output", ms=outcome.total_ms, error=exc), None)
+            self._finish("job", None, "output", ms=outcome.total_ms, error=exc)
             raise
         chain.succeeded(call, result)
-        self._finish(self._event("job", None, "done", ms=outcome.total_ms, handler_ms=outcome.handler_ms), None)
+        self._finish("job", None, "done", ms=outcome.total_ms, handler_ms=outcome.handler_ms)
         return result
 
 

@@ -145,7 +145,8 @@ class MemcachedServer:
         import socket
         import time
 
-        user = ["-u", "nobody"] if os.geteuid() == 0 else []
+        # memcached refuses to run as root; not as nobody either (uid 65534 is the jail's: tests count its processes)
+        user = ["-u", "daemon"] if os.geteuid() == 0 else []
         self.proc = subprocess.Popen(
             ["memcached", "-l", "127.0.0.1", "-p", str(self.port), "-U", "0", "-m", "64", "-I", "16m", *user],
             stdout=subprocess.DEVNULL,

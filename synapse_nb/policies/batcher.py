@@ -46,8 +46,8 @@ class Request:
         body: bytes,
         endpoint: str | None,
         deadline: float | None,
-        *,
         probe: str = "",
+        *,
         callback: Callable[[Outcome], object] | None = None,
     ) -> None:
         self.body = body
@@ -57,7 +57,7 @@ class Request:
         self.callback = callback  # async requests; sync ones wait on `event`
         self.event: threading.Event | None = None
         self.outcome: Any = None
-        self.arrived = time.monotonic()
+        self.arrived = 0.0  # set when queued
 
 
 class Batcher:
@@ -83,22 +83,29 @@ class Batcher:
     # -- entry points ------------------------------------------------------------------------------------------
     def call(self, request: Request) -> Execution:
         """Queue ``request`` and wait for its outcome (leading a batch when it is this caller's turn)."""
-        request.event = threading.Event()
+        event = None
         with self._lock:
-            self._admit(request)
+            if self._closed:
+                raise PluginCrashed("plugin has been torn down; no more calls", plugin=self.plugin)
             lead = not self._leading
             if lead:
                 self._leading = True
-            elif self._collecting:
-                self._filled.notify()
-        if not lead:
+                if self.max_delay <= 0:  # alone, and no waiting for company: its batch of one runs at once
+                    return self._alone(request)
+            else:
+                event = request.event = threading.Event()  # only a request that waits needs one
+                if self._collecting:
+                    self._filled.notify()
+            request.arrived = time.monotonic()
+            self._queue.append(request)
+        if event is not None:
             wait = None if request.deadline is None else request.deadline - time.monotonic() + WAIT_MARGIN_S
-            if not request.event.wait(wait):
+            if not event.wait(wait):
                 with self._lock:
                     if request.outcome is None and request in self._queue:
                         self._queue.remove(request)
                         raise PluginTimeout("no batch picked this request up before its deadline", plugin=self.plugin)
-                request.event.wait()  # its batch is answering it (or handing it the lead) right now
+                event.wait()  # its batch is answering it (or handing it the lead) right now
             lead = request.outcome is _LEAD
         if lead:
             self._lead()
@@ -109,6 +116,27 @@ class Batcher:
             raise PluginCrashed("a batched request got no outcome", plugin=self.plugin)
         result: Execution = outcome
         return result
+
+    def _alone(self, request: Request) -> Execution:
+        """The lock is held and the lead just taken, with nobody queued: run ``request`` by itself (the lone-call
+        path, as cheap as calling the runner), then pass the lead to whoever queued meanwhile."""
+        self._lock.release()
+        try:
+            outcome = self._run([request])[0]
+        except BaseException as exc:
+            outcome = (
+                exc if isinstance(exc, SynapseError) else PluginCrashed(f"call failed: {exc!r}", plugin=self.plugin)
+            )
+            if not isinstance(exc, Exception):
+                raise
+        finally:
+            self.batches += 1
+            self.items += 1
+            self._lock.acquire()  # held again for the caller's `with`, which releases it
+            self._hand_on()
+        if isinstance(outcome, SynapseError):
+            raise outcome
+        return outcome
 
     def submit(self, request: Request) -> None:
         """Queue an async ``request``; its ``callback`` gets the outcome (in the leader's thread)."""
@@ -123,6 +151,7 @@ class Batcher:
     def _admit(self, request: Request) -> None:
         if self._closed:
             raise PluginCrashed("plugin has been torn down; no more calls", plugin=self.plugin)
+        request.arrived = time.monotonic()
         self._queue.append(request)
 
     def close(self) -> None:
@@ -202,6 +231,10 @@ class Batcher:
             self._answer(batch, outcomes)
             self._pass_lead()
 
+    def _failure(self, exc: BaseException) -> SynapseError:
+        """What the requests of a batch get when running it raised (never nothing)."""
+        return exc if isinstance(exc, SynapseError) else PluginCrashed(f"batch failed: {exc!r}", plugin=self.plugin)
+
     def _answer(self, batch: list[Request], outcomes: list[Outcome]) -> None:
         for request, outcome in zip(batch, outcomes, strict=True):
             request.outcome = outcome
@@ -213,12 +246,16 @@ class Batcher:
 
     def _pass_lead(self) -> None:
         with self._lock:
-            if not self._queue:
-                self._leading = False
-                return
-            successor = self._queue[0]
-            if successor.event is not None:
-                successor.outcome = _LEAD
-                successor.event.set()
-            else:
-                self._give_background_the_lead()
+            self._hand_on()
+
+    def _hand_on(self) -> None:
+        """With the lock held: the lead goes to the first queued request (or to nobody)."""
+        if not self._queue:
+            self._leading = False
+            return
+        successor = self._queue[0]
+        if successor.event is not None:
+            successor.outcome = _LEAD
+            successor.event.set()
+        else:
+            self._give_background_the_lead()

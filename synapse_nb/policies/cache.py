@@ -5,13 +5,15 @@ Key: the plugin's identity (name and publisher), the digest of its files, the en
 (``return self.respond(result, cache_ttl="60s")``), else ``spec.cache.ttl``; 0 means not cached. Errors are
 never cached. Two levels: this process's time-aware LRU (cachetools, bounded in entries and bytes, shared by
 every plugin), and, when the state store is a shared server (Redis, Memcached), that server, so that two
-kernels share their hits. A store that cannot be reached makes the cache miss, never a call fail.
+kernels share their hits (as JSON text: nothing but JSON is ever read from a shared store). A store that cannot
+be reached makes the cache miss, never a call fail.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import pickle
 import threading
 import time
 from dataclasses import dataclass
@@ -27,14 +29,19 @@ if TYPE_CHECKING:
 __all__ = ["CacheHit", "ResponseCache", "canonical_json", "local_cache"]
 
 
+_canonical = json.JSONEncoder(sort_keys=True, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
+
+
 def canonical_json(value: Any) -> bytes:
     """The canonical JSON of a (JSON-compatible) value: sorted keys, no spaces, UTF-8."""
-    return json.dumps(value, sort_keys=True, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+    return _canonical(value).encode()
 
 
 @dataclass(frozen=True)
 class _Entry:
-    data: str  # the result as JSON text (each hit decodes its own copy: callers may mutate what they get)
+    # The result, pickled by this process from a validated JSON value (each hit unpickles its own copy, so that
+    # callers may change what they get; unpickling a small dict is faster than parsing its JSON).
+    data: bytes
     expires: float  # time.monotonic()
 
 
@@ -60,7 +67,10 @@ class _Local:
 
     def get(self, key: str) -> _Entry | None:
         with self._lock:
-            return self._cache.get(key)
+            try:
+                return self._cache[key]
+            except KeyError:
+                return None
 
     def put(self, key: str, entry: _Entry) -> None:
         size = len(entry.data) + 200
@@ -127,7 +137,8 @@ class ResponseCache:
             self.misses += 1
             return None
         self.hits += 1
-        return CacheHit(json.loads(entry.data), max(0, int((entry.expires - time.monotonic()) * 1000)))
+        left = int((entry.expires - time.monotonic()) * 1000)
+        return CacheHit(pickle.loads(entry.data), left if left > 0 else 0)
 
     def _shared_get(self, key: str) -> _Entry | None:
         try:
@@ -141,7 +152,11 @@ class ResponseCache:
         left_ms = int(head) - int(time.time() * 1000) if head.isdigit() else 0
         if left_ms <= 0:
             return None
-        entry = _Entry(data, time.monotonic() + left_ms / 1000)
+        try:
+            value = json.loads(data)
+        except ValueError:
+            return None
+        entry = _Entry(pickle.dumps(value, pickle.HIGHEST_PROTOCOL), time.monotonic() + left_ms / 1000)
         self.local.put(key, entry)
         return entry
 
@@ -155,9 +170,9 @@ class ResponseCache:
         """Keep ``result`` for ``ttl_ms`` (nothing when 0)."""
         if ttl_ms <= 0:
             return
-        data = json.dumps(result, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-        self.local.put(key, _Entry(data, time.monotonic() + ttl_ms / 1000))
+        self.local.put(key, _Entry(pickle.dumps(result, pickle.HIGHEST_PROTOCOL), time.monotonic() + ttl_ms / 1000))
         if self.shared is not None:
+            data = json.dumps(result, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
             try:
                 self.shared.kv_set(key, f"{int(time.time() * 1000) + ttl_ms}:{data}", ttl_ms)
             except StateStoreError as exc:

@@ -18,7 +18,7 @@ import hashlib
 import json
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..errors import PluginTimeout, SynapseError
@@ -142,6 +142,27 @@ class PolicyChain:
                    store=store, timeout_ms=timeout_ms)  # fmt: skip
 
     # -- before running ----------------------------------------------------------------------------------------
+    def early(self, payload: Any, endpoint: str | None, *, cache: bool) -> Call:
+        """Before the input is even validated, what costs least: a cache hit (only validated inputs are ever
+        cached, under the same schemas, so a hit needs no validation), then the circuit (an open one refuses
+        at once). For calls without an idempotency key."""
+        call = Call(endpoint, b"")
+        if not cache:
+            call.cache = "bypass"
+        elif self.cache.enabled:
+            try:
+                canonical = canonical_json(payload)
+            except (TypeError, ValueError, RecursionError):
+                canonical = None  # not JSON as it stands: the input check says why, or the key comes after it
+            if canonical is not None:
+                call.cache_key = self.cache.key(endpoint, canonical)
+                call.hit = self.cache.get(call.cache_key)
+                call.cache = "hit" if call.hit is not None else "miss"
+                if call.hit is not None:
+                    return call
+        call.probe = self.circuit.check()
+        return call
+
     def lookup(
         self, body: bytes, endpoint: str | None, *, cache: bool, idempotency_key: str | None, wait_until: float
     ) -> Call:
@@ -204,7 +225,10 @@ class PolicyChain:
         """One attempt: through the dynamic batcher when batching is on, else straight to the runner; the
         circuit records its outcome."""
         if self.batcher is not None:
-            return self.batcher.call(Request(body, endpoint, deadline, probe=probe))
+            return self.batcher.call(Request(body, endpoint, deadline, probe))
+        return self._execute(body, endpoint, deadline, probe)
+
+    def _execute(self, body: bytes, endpoint: str | None, deadline: float | None, probe: str) -> Execution:
         try:
             run = self.runner.execute(body, endpoint=endpoint, timeout_ms=_remaining_ms(deadline, self.timeout_ms,
                                                                                        self.plugin))  # fmt: skip
@@ -222,6 +246,14 @@ class PolicyChain:
 
     def _run_batch(self, requests: list[Request]) -> list[Execution | SynapseError]:
         """The batcher's runner: one call for one request, else one ``execute_batch`` for all of them."""
+        if len(requests) == 1:
+            request = requests[0]
+            try:
+                run = self._execute(request.body, request.endpoint, request.deadline, request.probe)
+            except SynapseError as exc:
+                return [exc]
+            run.batch_size = 1
+            return [run]
         outcomes: list[Execution | SynapseError | None] = [None] * len(requests)
         live: list[int] = []
         now = time.monotonic()
@@ -240,7 +272,8 @@ class PolicyChain:
             try:
                 if len(live) == 1:
                     run = self.runner.execute(requests[live[0]].body, endpoint=endpoint, timeout_ms=timeout_ms)
-                    results = [replace(run, batch_size=1)]
+                    run.batch_size = 1
+                    results = [run]
                 else:
                     bodies = [requests[i].body for i in live]
                     run = self.runner.execute_batch(bodies, endpoint=endpoint, timeout_ms=timeout_ms)

@@ -142,6 +142,7 @@ class CircuitBreaker:
         self.probe_lease_ms = probe_lease_ms
         self.listeners: list[Callable[[str, str, str], object]] = []  # (old state, new state, why)
         self.seen = CLOSED
+        self._refusal: tuple[int, str] = (-1, "")
 
     @property
     def state(self) -> str:
@@ -163,12 +164,14 @@ class CircuitBreaker:
 
     def _refuse(self, record: Record, now: int) -> CircuitOpen:
         if record["state"] == OPEN:
-            wait = max(0, record["until"] - now)
-            return CircuitOpen(
-                f"circuit open: {record.get('why') or 'too many failures'}; calls are refused until the next probe "
-                f"at {_when(record['until'])} (in {wait / 1000:.1f} s)",
-                plugin=self.plugin, retry_after_ms=wait, state=OPEN,
-            )  # fmt: skip
+            until = record["until"]
+            if self._refusal[0] != until:  # the message of this opening, built once (refusals must be cheap)
+                why = record.get("why") or "too many failures"
+                text = f"circuit open: {why}; calls are refused until the next probe at {_when(until)}"
+                self._refusal = (until, text)
+            wait = until - now if until > now else 0
+            return CircuitOpen(f"{self._refusal[1]} (in {wait / 1000:.1f} s)", plugin=self.plugin,
+                               retry_after_ms=wait, state=OPEN)  # fmt: skip
         return CircuitOpen(
             "circuit half-open: one probe call is in flight; calls are refused until it succeeds",
             plugin=self.plugin, retry_after_ms=0, state=HALF_OPEN,
