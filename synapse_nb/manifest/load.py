@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ManifestError, Problem
+from ..sdk import MAX_CACHE_TTL_MS
 from ..semver import SemVer
 from ..units import parse_duration_ms
 from ..yamlpos import LocatedDocument, YamlProblems, json_pointer, load_located_yaml
@@ -43,7 +44,6 @@ __all__ = [
 MANIFEST_FILE = "manifest.yaml"
 MAX_MANIFEST_BYTES = 1 << 20
 MAX_TIMEOUT_MS = 24 * 3_600_000
-MAX_CACHE_TTL_MS = 30 * 24 * 3_600_000  # memcached reads a longer relative expiry as a timestamp
 # A plugin name: a lower-case DNS label (the one copy of this pattern; the manifest schema states it too).
 PLUGIN_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 

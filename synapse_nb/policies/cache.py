@@ -106,17 +106,26 @@ class ResponseCache:
     """One plugin's view of the cache: keys, lookups, stores and its hit rate."""
 
     def __init__(
-        self, identity: str, default_ttl_ms: int | None, *, shared: KeyValue | None = None, local: _Local | None = None
-    ) -> None:
+        self, identity: str, default_ttl_ms: int | None, *, shared: KeyValue | None = None, local: _Local | None = None,
+        max_entries: int = 10_000, max_bytes: int = 64 << 20,
+    ) -> None:  # fmt: skip
         self.identity = identity  # name@publisher and the digest of the files
         self.default_ttl_ms = default_ttl_ms
         self.shared = shared
-        self.local = local or local_cache()
+        self._local = local
+        self.max_entries, self.max_bytes = max_entries, max_bytes  # the process level's bounds, if it creates it
         # On with spec.cache; without it, from the first response whose handler set a TTL (in this process).
         self.enabled = default_ttl_ms is not None
         self.hits = 0
         self.misses = 0
         self.last_error: str | None = None
+
+    @property
+    def local(self) -> _Local:
+        """This process's level (cachetools is imported only by plugins that cache)."""
+        if self._local is None:
+            self._local = local_cache(self.max_entries, self.max_bytes)
+        return self._local
 
     @property
     def hit_rate(self) -> float | None:

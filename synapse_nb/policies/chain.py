@@ -25,7 +25,7 @@ from ..errors import PluginTimeout, SynapseError
 from ..state.base import StateStoreError
 from ..state.memory import MemoryKV
 from .batcher import Batcher, Request
-from .cache import CacheHit, ResponseCache, canonical_json, local_cache
+from .cache import CacheHit, ResponseCache, canonical_json
 from .circuit import CircuitBreaker, LocalCell, SharedCell
 from .idempotency import Claim, IdempotencyKeys, Replay
 from .response import handler_ttl, item_outcomes
@@ -112,8 +112,8 @@ class PolicyChain:
                                       SharedCell(shared, cell_key) if shared is not None else local_cell(cell_key),
                                       probe_lease_ms=lease)  # fmt: skip
         self.cache = ResponseCache(
-            identity, settings.cache_ttl_ms, shared=shared,
-            local=local_cache(settings.cache_max_entries, settings.cache_max_bytes),
+            identity, settings.cache_ttl_ms, shared=shared, max_entries=settings.cache_max_entries,
+            max_bytes=settings.cache_max_bytes,
         )  # fmt: skip
         self.keys = IdempotencyKeys(plugin, namespace, store if store is not None else _memory,
                                     window_ms=settings.idempotency_window_ms, lease_ms=lease)  # fmt: skip

@@ -28,6 +28,7 @@ from typing import Any
 
 from .. import jsonsafe
 from ..errors import ValidationError
+from ..sdk import MAX_CACHE_TTL_MS
 from .protocol import FrameBuffer, FrameTooLarge, frame
 
 __all__ = [
@@ -50,7 +51,6 @@ _REPLY_KEYS = frozenset(
     {"id", "ok", "ms", "result", "state", "meta", "stdout", "stderr", "error", "class", "setup_ms", "pid"}
 )
 # Response metadata (see synapse_nb.sdk.BaseHandler.respond and ItemError): its only fields and their bounds.
-MAX_CACHE_TTL_MS = 30 * 24 * 3_600_000
 MAX_META_ITEMS = 100_000
 MAX_ITEM_ERROR_CHARS = 4096
 _SESSION_KEYS = frozenset({"op", "id", "action", "key", "value", "ttl"})
