@@ -125,17 +125,9 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
         server.stop()
 
 
-class MemcachedServer:
+class MemcachedServer(RedisServer):
     """A real memcached on a free loopback port (items up to 16 MiB, like the README advises), started and
     stopped by the test."""
-
-    def __init__(self) -> None:
-        import socket
-
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
@@ -163,15 +155,9 @@ class MemcachedServer:
                 time.sleep(0.02)
         raise RuntimeError("memcached did not start")
 
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(timeout=10)
-            self.proc = None
-
 
 @pytest.fixture
-def memcached_server() -> Iterator[MemcachedServer]:
+def memcached_server(tmp_path: Path) -> Iterator[MemcachedServer]:
     """A running memcached; missing memcached is a skip locally and a failure with CI=true."""
     import shutil
 
@@ -180,7 +166,7 @@ def memcached_server() -> Iterator[MemcachedServer]:
         if os.environ.get("CI") == "true":
             pytest.fail(message, pytrace=False)
         pytest.skip(message)
-    server = MemcachedServer()
+    server = MemcachedServer(tmp_path)
     server.start()
     try:
         yield server

@@ -10,13 +10,15 @@ from pathlib import Path
 from typing import Any
 
 from synapse_nb.activation import Activation
-from synapse_nb.errors import PluginCrashed, PluginFailed, PluginTimeout, ResourceLimitExceeded, SynapseError
+from synapse_nb.errors import PluginCrashed, PluginFailed, PluginTimeout, ResourceLimitExceeded
 from synapse_nb.invocation import Execution
 from synapse_nb.sandbox.worker import StartInfo
 from synapse_nb.signing import sign_folder
 
+from .test_manager_unit import FakeRunner  # its execute_many (one execute per job) serves here too
 
-class ScriptedRunner:
+
+class ScriptedRunner(FakeRunner):
     """Answers in this process, one request at a time like a worker. The payload says what happens:
     ``{"crash": true}``, ``{"timeout": true}``, ``{"limit": true}``, ``{"fail": true}`` (the handler raised),
     ``{"crash_first": N, "id": K}`` (crash the first N attempts of K), ``{"sleep": S}``, ``{"ttl": MS}`` (a
@@ -99,15 +101,6 @@ class ScriptedRunner:
             items = [m for _r, m in answers]
             meta = {"items": items} if any(m is not None for m in items) else None
             return Execution(result=results, handler_ms=0.1, queue_ms=0.0, total_ms=0.2, meta=meta)
-
-    def execute_many(self, bodies: list[bytes]) -> list[Execution | SynapseError | None]:
-        out: list[Execution | SynapseError | None] = []
-        for body in bodies:
-            try:
-                out.append(self.execute(body, endpoint=None, timeout_ms=None))
-            except SynapseError as exc:
-                out.append(exc)
-        return out
 
     def state(self) -> dict[str, Any]:
         return {"counter": self.counter}

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
-from synapse_nb.notebook.magics import SynapseMagics
 from synapse_nb.notebook.widgets import LifecycleWidget
 
 from .sandbox_helpers import require_nsjail, write_plugin
+from .test_notebook import magics
 from .test_policies import with_spec
 
 COUNTER = "self.state['n'] = self.state.get('n', 0) + 1\nreturn {'n': self.state['n'], 'q': data.get('q')}"
@@ -30,6 +30,7 @@ class Audit(BaseHandler):
 
 @pytest.fixture
 def shell(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[InteractiveShell]:
+    """A real InteractiveShell with the extension loaded, in a fresh working directory."""
     require_nsjail()
     monkeypatch.chdir(tmp_path)
     ip = InteractiveShell.instance()
@@ -44,10 +45,6 @@ def shell(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Interacti
 @pytest.fixture(params=["magic", "api"])
 def entry(request: pytest.FixtureRequest, shell: InteractiveShell) -> str:
     return str(request.param)
-
-
-def magics(ip: InteractiveShell) -> SynapseMagics:
-    return next(m for m in ip.magics_manager.registry.values() if isinstance(m, SynapseMagics))
 
 
 def load(shell: InteractiveShell, tmp_path: Path, name: str, body: str, spec: str = "", execution: str = "") -> Any:

@@ -6,10 +6,12 @@ cannot both squeeze under the limit.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,11 @@ from ..semver import SemVer
 from .base import SessionQuota, StateStoreError, encode_value, quota_error
 
 __all__ = ["SQLiteStore"]
+
+_KV_UPSERT = (
+    "INSERT INTO kv (key, value, expires) VALUES (?, ?, ?) "
+    "ON CONFLICT(key) DO UPDATE SET value = excluded.value, expires = excluded.expires"
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS plugin_state (
@@ -114,29 +121,35 @@ class SQLiteStore:
             ttl = quota.default_ttl_s
         now = time.time()
         expires = now + ttl if ttl is not None else None
+        with self._immediate():
+            # expired rows are dropped lazily, a few at a time
+            self._db.execute(
+                "DELETE FROM session WHERE rowid IN (SELECT rowid FROM session WHERE expires <= ? LIMIT 100)",
+                (now,),
+            )
+            if quota is not None:
+                keys, size = self._db.execute(
+                    "SELECT count(*), coalesce(sum(length(value)), 0) FROM session "
+                    "WHERE namespace = ? AND key != ? AND (expires IS NULL OR expires > ?)",
+                    (namespace, key, now),
+                ).fetchone()
+                error = quota_error(namespace, quota, keys=keys + 1, size=size + len(text))
+                if error is not None:
+                    raise error
+            self._db.execute(
+                "INSERT INTO session (namespace, key, value, expires) VALUES (?, ?, ?, ?) ON CONFLICT"
+                "(namespace, key) DO UPDATE SET value = excluded.value, expires = excluded.expires",
+                (namespace, key, text, expires),
+            )
+
+    @contextlib.contextmanager
+    def _immediate(self) -> Iterator[None]:
+        """One ``BEGIN IMMEDIATE`` transaction under the lock: committed, or rolled back on any error."""
         with self._lock:
             try:
                 self._db.execute("BEGIN IMMEDIATE")
                 try:
-                    # expired rows are dropped lazily, a few at a time
-                    self._db.execute(
-                        "DELETE FROM session WHERE rowid IN (SELECT rowid FROM session WHERE expires <= ? LIMIT 100)",
-                        (now,),
-                    )
-                    if quota is not None:
-                        keys, size = self._db.execute(
-                            "SELECT count(*), coalesce(sum(length(value)), 0) FROM session "
-                            "WHERE namespace = ? AND key != ? AND (expires IS NULL OR expires > ?)",
-                            (namespace, key, now),
-                        ).fetchone()
-                        error = quota_error(namespace, quota, keys=keys + 1, size=size + len(text))
-                        if error is not None:
-                            raise error
-                    self._db.execute(
-                        "INSERT INTO session (namespace, key, value, expires) VALUES (?, ?, ?, ?) ON CONFLICT"
-                        "(namespace, key) DO UPDATE SET value = excluded.value, expires = excluded.expires",
-                        (namespace, key, text, expires),
-                    )
+                    yield
                 except BaseException:
                     self._db.execute("ROLLBACK")
                     raise
@@ -153,38 +166,20 @@ class SQLiteStore:
         return str(rows[0][0]) if rows else None
 
     def kv_set(self, key: str, value: str, ttl_ms: int) -> None:
-        self._run(
-            "INSERT INTO kv (key, value, expires) VALUES (?, ?, ?) "
-            "ON CONFLICT(key) DO UPDATE SET value = excluded.value, expires = excluded.expires",
-            (key, value, time.time() + ttl_ms / 1000),
-        )
+        self._run(_KV_UPSERT, (key, value, time.time() + ttl_ms / 1000))
 
     def _transaction(self, key: str, write: Any) -> bool:
         """Run ``write(current_value_or_None, now)`` in one ``BEGIN IMMEDIATE`` transaction; its verdict."""
-        with self._lock:
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    now = time.time()
-                    self._db.execute(
-                        "DELETE FROM kv WHERE rowid IN (SELECT rowid FROM kv WHERE expires <= ? LIMIT 100)", (now,)
-                    )
-                    row = self._db.execute("SELECT value FROM kv WHERE key = ? AND expires > ?", (key, now)).fetchone()
-                    verdict = bool(write(None if row is None else str(row[0]), now))
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
-                self._db.execute("COMMIT")
-            except sqlite3.Error as exc:
-                raise StateStoreError(f"state store {self.url}: {exc}") from exc
-        return verdict
+        with self._immediate():
+            now = time.time()
+            self._db.execute(
+                "DELETE FROM kv WHERE rowid IN (SELECT rowid FROM kv WHERE expires <= ? LIMIT 100)", (now,)
+            )  # expired records are dropped lazily, a few at a time
+            row = self._db.execute("SELECT value FROM kv WHERE key = ? AND expires > ?", (key, now)).fetchone()
+            return bool(write(None if row is None else str(row[0]), now))
 
     def _write(self, key: str, value: str, expires: float) -> None:
-        self._db.execute(
-            "INSERT INTO kv (key, value, expires) VALUES (?, ?, ?) "
-            "ON CONFLICT(key) DO UPDATE SET value = excluded.value, expires = excluded.expires",
-            (key, value, expires),
-        )
+        self._db.execute(_KV_UPSERT, (key, value, expires))
 
     def kv_add(self, key: str, value: str, ttl_ms: int) -> bool:
         def write(current: str | None, now: float) -> bool:
