@@ -337,7 +337,7 @@ class Pipeline:
             if call is not None and not call.answered:
                 chain.failed(call, exc, executed=run is not None or stage == "output" or call.attempts > 0)
             fields: dict[str, Any] = {"error": exc}
-            if stage != "input":
+            if stage != "input" and not isinstance(exc, CircuitOpen):  # refused before (or without) validation
                 fields["validated_input"] = payload
             self._finish("call", t0, stage, self._record(payload, t0, stage, run, **fields), endpoint=key, error=exc)
             raise

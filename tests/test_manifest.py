@@ -284,3 +284,8 @@ def test_execution_policy_mistakes_are_located(lines: str, expected: str) -> Non
 def test_a_cache_ttl_over_30_days_is_refused_where_it_is_written() -> None:
     found = problems_of(SPEC_EXAMPLE + "  cache: {ttl: 721h}\n")
     assert any("/spec/cache/ttl: '721h' is longer than the longest cache TTL, 30 days" in p for p in found), found
+
+
+def test_a_duration_too_large_for_a_float_is_a_located_error_not_a_crash() -> None:
+    found = problems_of(SPEC_EXAMPLE.replace("1500ms", "9" * 400 + "s"))
+    assert any("/spec/execution/timeout" in p and "must be more than 0 and at most 24h" in p for p in found), found

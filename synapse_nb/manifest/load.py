@@ -169,11 +169,8 @@ def _semantic_problems(doc: LocatedDocument) -> list[Problem]:
     execution = spec.get("execution", {})
     timeout = execution.get("timeout")
     if isinstance(timeout, str):
-        try:
-            ms = parse_duration_ms(timeout)
-        except ValueError:
-            ms = None
-        if ms is not None and not 0 < ms <= MAX_TIMEOUT_MS:
+        ms = _duration(timeout)
+        if not 0 < ms <= MAX_TIMEOUT_MS:
             problems.append(doc.problem("/spec/execution/timeout", f"{timeout!r} must be more than 0 and at most 24h"))
     reset = execution.get("circuit", {}).get("reset")
     if isinstance(reset, str) and not 0 < _duration(reset) <= MAX_TIMEOUT_MS:
