@@ -14,7 +14,7 @@ from synapse_nb.notebook.widgets import LifecycleWidget
 
 from .sandbox_helpers import require_nsjail, write_plugin
 from .test_notebook import magics
-from .test_policies import with_spec
+from .test_policies import CRASH_ONCE, with_spec
 
 COUNTER = "self.state['n'] = self.state.get('n', 0) + 1\nreturn {'n': self.state['n'], 'q': data.get('q')}"
 
@@ -140,3 +140,10 @@ def execute_batch(self, items):
     assert cell.success, cell.error_in_exec
     assert shell.user_ns["outs"] == [{"q": i} for i in range(32)]
     assert shell.user_ns["p"].state["batches"] < 32
+
+
+def test_an_idempotent_plugin_is_retried_from_a_cell(shell: InteractiveShell, entry: str, tmp_path: Path) -> None:
+    load(shell, tmp_path, "retried", CRASH_ONCE, execution="    idempotent: true\n")
+    assert run(shell, entry, "retried", "{}") == {"pid": True}
+    record = magics(shell).session.plugin("retried").history[-1]
+    assert record.stage == "done"

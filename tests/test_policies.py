@@ -291,17 +291,26 @@ def test_a_real_crash_loop_opens_the_circuit_then_a_probe_closes_it(make: Make, 
 # -- retries ----------------------------------------------------------------------------------------------------
 
 
-def test_an_idempotent_plugin_survives_a_crashed_worker(make: Make, manager: PluginManager) -> None:
-    body = """
+CRASH_ONCE = """
 if not self.context.session.get("crashed"):
     self.context.session.set("crashed", True)
     os._exit(3)
 return {"pid": os.getpid() > 0}
 """
-    plugin = manager.load(make(body, name="retried", execution="    idempotent: true\n"))
+
+
+def test_an_idempotent_plugin_survives_a_crashed_worker(make: Make, manager: PluginManager) -> None:
+    plugin = manager.load(make(CRASH_ONCE, name="retried", execution="    idempotent: true\n"))
     invocation = plugin.invoke({})
     assert invocation.result == {"pid": True}
     assert invocation.meta["attempts"] == 2
+
+
+def test_an_idempotent_plugin_is_retried_from_the_cli(make: Make, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = make(CRASH_ONCE, name="cli-retried", execution="    idempotent: true\n")
+    assert main(["plugin", "run", str(folder), "--input", "{}", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert (out["result"], out["meta"]["attempts"]) == ({"pid": True}, 2)
 
 
 def test_memory_limits_are_never_retried(make: Make, manager: PluginManager) -> None:

@@ -259,9 +259,13 @@ def test_malformed_response_metadata_fails_the_call_clearly(
     assert plugin.run({"ok": 1}) == {"echo": {"ok": 1}}
 
 
-def test_a_shared_store_shares_hits_between_two_managers(make_plugin: Make, redis_server: Any) -> None:
+@pytest.mark.parametrize("server", ["redis_server", "memcached_server"])
+def test_a_shared_store_shares_hits_between_two_managers(
+    make_plugin: Make, request: pytest.FixtureRequest, server: str
+) -> None:
+    url = request.getfixturevalue(server).url
     folder = policy_plugin(make_plugin, spec="  cache: {ttl: 60s}\n")
-    managers = [PluginManager(store=open_store(redis_server.url), runner_factory=ScriptedRunner) for _ in range(2)]
+    managers = [PluginManager(store=open_store(url), runner_factory=ScriptedRunner) for _ in range(2)]
     try:
         first, second = (m.load(folder) for m in managers)
         assert first.invoke({"q": 1}).meta["cache"] == "miss"
@@ -458,9 +462,13 @@ def test_the_state_machine_counts_by_the_settings() -> None:
     assert seen == [("closed", "open"), ("open", "half-open"), ("half-open", "closed")]
 
 
-def test_a_shared_circuit_opens_for_every_manager_on_the_store(make_plugin: Make, redis_server: Any) -> None:
+@pytest.mark.parametrize("server", ["redis_server", "memcached_server"])
+def test_a_shared_circuit_opens_for_every_manager_on_the_store(
+    make_plugin: Make, request: pytest.FixtureRequest, server: str
+) -> None:
+    url = request.getfixturevalue(server).url
     folder = policy_plugin(make_plugin, execution="    circuit: {failures: 4, reset: 60s}\n")
-    managers = [PluginManager(store=open_store(redis_server.url), runner_factory=ScriptedRunner) for _ in range(2)]
+    managers = [PluginManager(store=open_store(url), runner_factory=ScriptedRunner) for _ in range(2)]
     try:
         first, second = (m.load(folder) for m in managers)
         for plugin in (first, second, first, second):  # the failures of both processes add up

@@ -142,6 +142,7 @@ class CircuitBreaker:
         self.probe_lease_ms = probe_lease_ms
         self.listeners: list[Callable[[str, str, str], object]] = []  # (old state, new state, why)
         self.seen = CLOSED
+        self._seen_lock = threading.Lock()
         self._refusal: tuple[int, str] = (-1, "")
 
     @property
@@ -157,7 +158,11 @@ class CircuitBreaker:
     def _observe(self, record: Record) -> Record:
         state = record["state"]
         if state != self.seen:
-            old, self.seen = self.seen, state
+            with self._seen_lock:  # one event per transition, whichever thread sees it first
+                old = self.seen
+                if state == old:
+                    return record
+                self.seen = state
             for listener in list(self.listeners):
                 listener(old, state, record.get("why", ""))
         return record
