@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-dev
 DEMO_DIR := build/demo
 
-.PHONY: demo test lint typecheck unit bench clean system-deps lab
+.PHONY: demo test lint typecheck unit bench clean system-deps lab proto
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,12 @@ demo: $(STAMP)
 lab: $(STAMP)
 	$(CLI) kernel install --prefix $(VENV)
 	$(VENV)/bin/jupyter lab notebooks/ $$( [ "$$(id -u)" = 0 ] && echo --allow-root )
+
+# Regenerate the committed protobuf code of synapse_nb/serve (tests/test_serve_proto.py checks it is current).
+PROTO_ROOT := synapse_nb/serve/proto
+proto: $(STAMP)
+	$(PY) -m grpc_tools.protoc -I $(PROTO_ROOT) --python_out=$(PROTO_ROOT) --pyi_out=$(PROTO_ROOT) \
+	    synapse/v1/plugin_host.proto
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check synapse_nb tests bench

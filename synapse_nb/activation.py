@@ -82,7 +82,12 @@ class ActivationOptions:
     on_stage: Callable[[str, Activation], None] | None = None  # after each stage, with what is known so far
     on_checkpoint_error: Callable[[Exception], None] | None = None  # a state checkpoint could not be saved
     mode: str = "serve"  # serve | test
+    prewarm: bool = True  # use (and refill) pre-warmed jails; one-shot commands turn it off
     state: dict[str, Any] | None = None  # explicit initial state (else the store's, for this publisher)
+
+    def prewarm_for(self, settings: SandboxSettings) -> tuple[int, int]:
+        """(jails to keep ready, their memory cap in MiB) for slots of this activation."""
+        return (settings.prewarm if self.prewarm else 0, settings.prewarm_memory_mb)
 
     def resolved(self) -> tuple[Config, HostInfo, SandboxSettings]:
         config = self.config or load_config()
@@ -289,7 +294,7 @@ def activate(source: str | Path, options: ActivationOptions | None = None) -> tu
     if plan.environment is not None:
         # Start the jail now and verify while it comes up; plugin code runs only after verification.
         early = worker_spec(plan, mode=options.mode)
-        slot = acquire_slot(early, plan.host, None)
+        slot = acquire_slot(early, plan.host, None, prewarm=options.prewarm_for(plan.config.sandbox))
         try:
             slot.prepare()
         except BaseException:
@@ -318,7 +323,7 @@ def activate(source: str | Path, options: ActivationOptions | None = None) -> tu
     if slot is None or slot_key(plan.spec) != slot.key:
         if slot is not None:
             release_slot(slot)
-        slot = acquire_slot(plan.spec, plan.host, None)
+        slot = acquire_slot(plan.spec, plan.host, None, prewarm=options.prewarm_for(plan.config.sandbox))
     slot.seed_state(initial_state(plan, options))
     clock.done("slot")
     return plan, slot

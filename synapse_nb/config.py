@@ -65,6 +65,9 @@ CONFIG_SCHEMA: dict[str, Any] = {
                 "teardown_timeout_ms": {"type": "integer", "minimum": 10},
                 # A worker idle this long is frozen (cgroup freezer) until its next call.
                 "idle_freeze_ms": {"type": "integer", "minimum": 1, "maximum": 3_600_000},
+                # Pre-warmed jails kept ready per recently used jail configuration (0: off), and their memory cap.
+                "prewarm": {"type": "integer", "minimum": 0, "maximum": 8},
+                "prewarm_memory_mb": {"type": "integer", "minimum": 16, "maximum": 1 << 20},
                 "nsjail": {"type": "string", "minLength": 1},
             },
         },
@@ -223,6 +226,8 @@ class SandboxSettings:
     max_output_bytes: int = 16 << 20
     max_state_bytes: int = 8 << 20
     idle_freeze_ms: int = 50
+    prewarm: int = 1
+    prewarm_memory_mb: int = 256
 
 
 @dataclass(frozen=True)

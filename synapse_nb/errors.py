@@ -379,7 +379,7 @@ class CircuitOpen(SandboxError):
     """The plugin failed too often recently; calls are refused until the circuit half-opens.
 
     ``retry_after_ms`` is how long until the next probe call is let through (0 while a probe is in flight),
-    ``state`` the circuit's state (``open`` or ``half-open``).
+    ``circuit`` the circuit's state (``open`` or ``half-open``).
     """
 
     code = "circuit-open"
@@ -390,15 +390,15 @@ class CircuitOpen(SandboxError):
         *,
         plugin: str | None = None,
         retry_after_ms: int = 0,
-        state: str = "open",
+        circuit: str = "open",
         details: list[str] | None = None,
     ) -> None:
         super().__init__(message, plugin=plugin, details=details)
         self.retry_after_ms = retry_after_ms
-        self.state = state
+        self.circuit = circuit
 
     def _extra_json(self) -> dict[str, Any]:
-        return {"circuit": self.state, "retry_after_ms": self.retry_after_ms}
+        return {"circuit": self.circuit, "retry_after_ms": self.retry_after_ms}
 
 
 class RegistryError(SynapseError):

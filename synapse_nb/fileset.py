@@ -25,6 +25,7 @@ import tempfile
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, cast
 
@@ -81,7 +82,7 @@ class FileSet:
 
     entries: tuple[FileEntry, ...]
 
-    @property
+    @cached_property  # every call's metadata carries it: hash the (immutable) entries once
     def digest(self) -> str:
         """sha256 of the canonical JSON of the entries: the identity of this exact set of bytes."""
         canonical = json.dumps([e.to_json() for e in self.entries], sort_keys=True, separators=(",", ":"))

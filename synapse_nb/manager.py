@@ -189,6 +189,7 @@ class PluginManager:
         allow_process_isolation: bool = False,
         allow_downgrade: bool = False,
         runner_factory: Callable[[Activation], Runner] | None = None,
+        prewarm: bool = True,
     ) -> None:
         self.config = config or load_config()
         # The explicit opt-in to rlimits-only workers where nsjail cannot run (see sandbox.isolation).
@@ -200,6 +201,7 @@ class PluginManager:
         # A seam for tests and other hosts: builds the runner of a prepared (verified, validated) activation
         # instead of the sandbox's warm worker, e.g. a fake runner for lifecycle tests on hosts without nsjail.
         self.runner_factory = runner_factory
+        self.prewarm = prewarm  # pre-warmed jails (sandbox.prewarm); one-shot commands turn them off
         self.warn = warn
         self.plugins: dict[str, ManagedPlugin] = {}
         self._by_path: dict[Path, ManagedPlugin] = {}
@@ -355,7 +357,7 @@ class PluginManager:
         return ActivationOptions(
             config=self.config, insecure_allow_unsigned=self.insecure_allow_unsigned,
             allow_process_isolation=self.allow_process_isolation, allow_downgrade=self.allow_downgrade,
-            warn=self.warn, progress=self.progress, store=self.store,
+            warn=self.warn, progress=self.progress, store=self.store, prewarm=self.prewarm,
         )  # fmt: skip
 
     def activate(self, name: str, *, debug: bool = False) -> Plugin:

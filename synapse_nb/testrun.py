@@ -80,7 +80,7 @@ def run_plugin_tests(
 ) -> TestReport:
     """Run ``folder``'s tests in its jail; the report (failures are in it, not raised). Activation failures
     (signature, validation, sandbox) are raised as usual."""
-    options = dataclasses.replace(options or ActivationOptions(), mode="test", state={})
+    options = dataclasses.replace(options or ActivationOptions(), mode="test", state={}, prewarm=False)
     plan, slot = activate(folder, options)
     args = ["-k", keyword] if keyword else []
     try:

@@ -15,8 +15,8 @@ PUBLIC = {
     "InvalidError", "Invocation", "Job", "LifecycleEvent", "Manifest", "ManifestError", "Plugin", "PluginCrashed",
     "PluginFailed", "PluginFolder", "PluginManager", "PluginTimeout", "RegistryError", "RequirementsError",
     "ResourceLimitExceeded", "SandboxError", "SchemaError", "SignatureError", "Stage", "SynapseError", "UsageError",
-    "ValidationError", "__version__", "load", "load_ipython_extension", "load_manifest", "parse_manifest", "status",
-    "unload_ipython_extension", "validate_folder",
+    "ValidationError", "__version__", "connect", "load", "load_ipython_extension", "load_manifest", "parse_manifest",
+    "status", "unload_ipython_extension", "validate_folder",
 }  # fmt: skip
 
 
@@ -62,8 +62,8 @@ def test_every_error_class_anywhere_is_exported_and_maps_to_an_exit_code() -> No
 def test_import_synapse_nb_is_light() -> None:
     code = (
         "import sys, synapse_nb; "
-        "print(sorted(m for m in ('yaml', 'jsonschema', 'cryptography', 'pandas', 'IPython', 'ipywidgets') "
-        "if m in sys.modules))"
+        "print(sorted(m for m in ('yaml', 'jsonschema', 'cryptography', 'pandas', 'IPython', 'ipywidgets', "
+        "'grpc', 'google.protobuf', 'starlette', 'uvicorn') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -368,7 +368,7 @@ def test_five_consecutive_crashes_open_the_circuit_and_calls_fail_at_once(
             plugin.run({"crash": True})
     with pytest.raises(CircuitOpen, match=r"circuit open: 5 consecutive failures.*next probe at \d\d:\d\d:\d\d") as c:
         plugin.run({"ok": 1})
-    assert (c.value.exit_code, c.value.code, c.value.state) == (8, "circuit-open", "open")
+    assert (c.value.exit_code, c.value.code, c.value.circuit) == (8, "circuit-open", "open")
     assert 0 < c.value.retry_after_ms <= 200
     assert len(runner_of(plugin).payloads) == 5  # refused without running
     assert manager.circuit_state("policy-plugin") == "open"

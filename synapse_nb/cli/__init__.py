@@ -38,6 +38,7 @@ COMMANDS: list[str] = [
     "plugin_sandbox_config",
     "plugin_sign",
     "plugin_verify",
+    "plugin_compat",
     "keys",
     "plugin_env",
     "env",
@@ -48,6 +49,7 @@ COMMANDS: list[str] = [
     "plugin_publish",
     "plugin_install",
     "registry",
+    "serve",  # top level: registers on the command parser itself
     "event",
 ]
 

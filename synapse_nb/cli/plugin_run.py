@@ -113,6 +113,7 @@ def run(args: argparse.Namespace, out: Output) -> int:
         allow_downgrade=args.allow_downgrade,
         warn=out.warn,
         progress=terminal_progress(),
+        prewarm=False,  # one call, then the process exits: a jail pre-started for later would never pay
     )
     plugin = manager.load(args.path)
     if args.batch:

@@ -18,7 +18,9 @@ def register(subparsers: dict[str, Any], groups: Any) -> None:
             "Sign every file of a plugin folder with a code-signing certificate: the developer key of "
             "`keys init` (created on first use) unless --key and --cert are given. Bytecode is left out; "
             "symlinks, special files and unsafe file names are refused. SYNAPSE_KEY_PASSPHRASE unlocks an "
-            "encrypted key."
+            "encrypted key. The version must allow the changes since the versions signed before with the same "
+            "key (see `plugin compat`): a bump too small, a lower version or a version already signed with "
+            "other content is refused (exit 3); the fix is to change the version."
         ),
     )
     p.add_argument("path", metavar="PATH", help="plugin folder")
@@ -31,12 +33,20 @@ def register(subparsers: dict[str, Any], groups: Any) -> None:
 def run(args: argparse.Namespace, out: Output) -> int:
     from ..signing import sign_folder, verify_folder
 
-    result = sign_folder(args.path, key_path=args.key, cert_path=args.cert)
+    result = sign_folder(args.path, key_path=args.key, cert_path=args.cert, reuse="refuse")
     meta: dict[str, Any] = {"plugin": result.plugin, "version": result.version, "path": args.path}
     out.info(
         f"signed: {result.plugin} {result.version} ({result.file_count} files, digest {result.digest[:16]}) "
         f"by {result.signer_subject} -> {result.path}"
     )
+    if result.compat is not None:
+        compat = result.compat
+        out.info(
+            f"compatible with {compat['baseline']}: the changes need {compat['required_bump']}, "
+            f"{compat['baseline']} -> {result.version} is {compat['bump_made']}"
+        )
+        if compat["asks_for_more"]:
+            out.warn(f"{result.plugin} {result.version} asks for more: " + "; ".join(compat["asks_for_more"]))
     try:
         verify_folder(args.path)
     except SignatureError as exc:

@@ -32,5 +32,8 @@ def unload_ipython_extension(ipython: Any) -> None:
     """Tear every plugin of this shell down (saving state) and forget the magics."""
     magics = _loaded.pop(id(ipython), None)
     if magics is not None:
+        from .serve_view import stop_serving
+
+        stop_serving(magics.session)  # stop accepting before the plugins go away
         magics.session.manager.teardown_all()
         ipython.set_custom_exc((), None)

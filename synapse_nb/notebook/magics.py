@@ -27,7 +27,7 @@ from traitlets import Bool
 
 from ..errors import InvalidError, SynapseError, UsageError
 from ..textsafe import escape_terminal
-from . import registry_view
+from . import registry_view, serve_view
 from .cellplugin import CellSpec, NotebookSession, handler_problem_in_cell
 from .options import COMMANDS, USAGE, ints, name_and_expr, split_options
 from .render import SynapseCellError, render_error
@@ -182,6 +182,7 @@ class SynapseMagics(Magics):
         %synapse isolation [--allow-process]  how plugins are isolated here (opt in to the process level)
         %synapse search [QUERY] [--category C] [--registry R] | install NAME[@RANGE] [--registry R]
         %synapse publish NAME --registry R | installed
+        %synapse serve NAME... [--grpc :0] [--http :0] [--token-file F] | serve --stop
         %synapse help                         every sub-command
         %synapse --debug [on|off]             full tracebacks instead of one-line errors
 
@@ -213,6 +214,7 @@ class SynapseMagics(Magics):
             "install": self._install,
             "publish": self._publish,
             "installed": lambda _rest: registry_view.installed(),
+            "serve": lambda rest: serve_view.serve_command(self.session, rest),
             "help": lambda _rest: print(USAGE),
         }
 

@@ -36,6 +36,7 @@ COMMANDS: dict[str, str] = {
     "install": "install NAME[@RANGE] [--registry R]   install from a registry, verified, into $SYNAPSE_HOME",
     "publish": "publish NAME --registry R     pack the plugin and upload it to a registry",
     "installed": "installed                     the plugins installed from registries",
+    "serve": "serve NAME... [--grpc :0] [--http :0] [--token-file F] | serve --stop   serve in this kernel",
     "help": "help                          this text",
 }
 

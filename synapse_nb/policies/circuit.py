@@ -176,10 +176,10 @@ class CircuitBreaker:
                 self._refusal = (until, text)
             wait = until - now if until > now else 0
             return CircuitOpen(f"{self._refusal[1]} (in {wait / 1000:.1f} s)", plugin=self.plugin,
-                               retry_after_ms=wait, state=OPEN)  # fmt: skip
+                               retry_after_ms=wait, circuit=OPEN)  # fmt: skip
         return CircuitOpen(
             "circuit half-open: one probe call is in flight; calls are refused until it succeeds",
-            plugin=self.plugin, retry_after_ms=0, state=HALF_OPEN,
+            plugin=self.plugin, retry_after_ms=0, circuit=HALF_OPEN,
         )  # fmt: skip
 
     def check(self) -> str:

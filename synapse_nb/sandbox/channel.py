@@ -47,6 +47,8 @@ __all__ = [
 MAX_SESSION_KEY = 1024
 # Results and state are at most this deep (the host validates them recursively); the reply adds one level.
 MAX_FRAME_DEPTH = jsonsafe.MAX_DEPTH + 2
+_PLAIN_REPLY_KEYS = frozenset({"id", "ok", "ms", "result", "state"})  # more: logs, an error or the start reply
+_MAX_MS = 1e12
 _REPLY_KEYS = frozenset(
     {"id", "ok", "ms", "result", "state", "meta", "stdout", "stderr", "error", "class", "setup_ms", "pid"}
 )
@@ -80,9 +82,9 @@ class ChannelLate(Exception):
     """The deadline passed before a whole frame arrived."""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Reply:
-    """A checked reply to request ``id``."""
+    """A checked reply to request ``id`` (slots, not frozen: one is built per call, on the hot path)."""
 
     id: int
     ok: bool
@@ -217,27 +219,29 @@ def parse_frame(body: bytes, expected_id: int) -> Reply | SessionRequest:
     state = msg.get("state")
     if state is not None and type(state) is not dict:
         raise ProtocolViolation("self.state is not an object")
-    pid = msg.get("pid", 0)
-    if type(pid) is not int:
-        raise ProtocolViolation("pid is not an integer")
-    result = msg.get("result")
-    if "meta" in msg:
-        if not ok:
-            raise ProtocolViolation("an error reply with response metadata")
-        result = ResultWithMeta(result, check_meta(msg["meta"]))
-    return Reply(
-        id=rid,
-        ok=ok,
-        result=result,
-        ms=_number(msg.get("ms", 0.0), "ms"),
-        state=state,
-        stdout=_string(msg.get("stdout", ""), "stdout"),
-        stderr=_string(msg.get("stderr", ""), "stderr"),
-        error=None if ok else _check_error(msg.get("error")),
-        handler_class=_string(msg.get("class", ""), "class"),
-        setup_ms=_number(msg.get("setup_ms", 0.0), "setup_ms"),
-        pid=pid,
-    )
+    ms = msg.get("ms", 0.0)
+    if type(ms) is not float or not 0.0 <= ms < _MAX_MS:  # the guest always writes a float ("%.3f")
+        ms = _number(ms, "ms")
+    if not ok or not msg.keys() <= _PLAIN_REPLY_KEYS:  # logs, an error or the start reply's fields: check each
+        pid = msg.get("pid", 0)
+        if type(pid) is not int:
+            raise ProtocolViolation("pid is not an integer")
+        result = msg.get("result")
+        if "meta" in msg:  # the handler's response metadata travels beside its result
+            if not ok:
+                raise ProtocolViolation("an error reply with response metadata")
+            result = ResultWithMeta(result, check_meta(msg["meta"]))
+        return Reply(
+            rid, ok, result, ms, state, _string(msg.get("stdout", ""), "stdout"),
+            _string(msg.get("stderr", ""), "stderr"), None if ok else _check_error(msg.get("error")),
+            _string(msg.get("class", ""), "class"), _number(msg.get("setup_ms", 0.0), "setup_ms"), pid,
+        )  # fmt: skip
+    return Reply(rid, ok, msg.get("result"), ms, state)
+
+
+PIPE_CHUNK = 1 << 16
+"""One read's size: a pipe holds 64 KiB, and asking for more makes every small read allocate (and free) a large
+buffer, which costs more than the round trip itself."""
 
 
 class Channel:
@@ -278,7 +282,7 @@ class Channel:
             if not self._poll.poll(max(1, int(remaining * 1000 + 0.999))):
                 continue
             try:
-                chunk = os.read(self.rep_r, 1 << 20)
+                chunk = os.read(self.rep_r, PIPE_CHUNK)
             except OSError:
                 chunk = b""
             if not chunk:

@@ -22,7 +22,7 @@ import time
 from ..errors import SynapseError, ValidationError
 from ..runtime import HandlerHost, describe_exception, split_response
 from ..sdk import Context
-from .protocol import ChannelClosed, FrameReader, write_frame
+from .protocol import HEADER, ChannelClosed, FrameReader
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -31,6 +31,13 @@ if TYPE_CHECKING:
 __all__ = ["main"]
 
 _dumps = json.JSONEncoder(allow_nan=False, ensure_ascii=False, separators=(",", ":")).encode
+_loads = json.JSONDecoder().decode
+_HEADER_PACK = HEADER.pack
+
+
+def write_frame_rest(fd: int, rest: memoryview) -> None:
+    while rest:
+        rest = rest[os.write(fd, rest) :]
 
 
 class _Capture(io.TextIOBase):
@@ -144,6 +151,8 @@ class Guest:
 
     # -- replies ---------------------------------------------------------------------------------------------
     def _logs(self) -> bytes:
+        if not (self.out.parts or self.out.dropped or self.err.parts or self.err.dropped):
+            return b""  # the common case: the handler printed nothing
         out, err = self.out.take(), self.err.take()
         parts = b""
         if out:
@@ -155,7 +164,10 @@ class Guest:
     def _send(self, body: bytes) -> None:
         if self.wfd < 0:
             os._exit(0)  # a forked child of the handler came back here (fork hook closed the channel): leave
-        write_frame(self.wfd, body)
+        data = _HEADER_PACK(len(body)) + body
+        written = os.write(self.wfd, data)
+        if written < len(data):  # a large reply: the rest in as many writes as the pipe needs
+            write_frame_rest(self.wfd, memoryview(data)[written:])
 
     def _describe(self, exc: BaseException) -> dict[str, Any]:
         plugin_dir = self.host.plugin_dir if self.host else "/plugin"
@@ -247,6 +259,11 @@ class Guest:
             session=_ChannelSession(self) if msg.get("session") else None,
         )
         self.host = HandlerHost(msg["plugin_dir"], context, entrypoint=msg.get("entrypoint"))
+        # A pre-warmed jail started in the placeholder under /plugin: move onto the snapshot mounted since.
+        try:  # noqa: SIM105 - contextlib is not otherwise imported in the guest
+            os.chdir(msg["plugin_dir"])
+        except OSError:
+            pass
         if self.mode == "test":  # nothing of the plugin is imported until the test session runs it
             self._send(b'{"id":0,"ok":true,"class":"pytest","setup_ms":0,"pid":' + str(os.getpid()).encode() + b"}")
             return
@@ -310,7 +327,10 @@ class Guest:
         """The next request: one that arrived during a session round trip first, else from the channel."""
         if self.pending:
             return self.pending.pop(0)
-        return self.reader.read()
+        return self._next_from_channel()
+
+    def _next_from_channel(self) -> Any:
+        return _loads(self.reader.read_body().decode())
 
     def session_call(self, action: str, fields: dict[str, Any]) -> Any:
         """Ask the host for session data, in the middle of a call; requests arriving meanwhile are kept."""
@@ -318,7 +338,7 @@ class Guest:
         rid = f"s{self.session_ids}"
         self._send(_dumps({"op": "session", "id": rid, "action": action, **fields}).encode())
         while True:
-            msg = self.reader.read()
+            msg = self._next_from_channel()
             if msg.get("op") == "session-reply" and msg.get("id") == rid:
                 if not msg.get("ok"):
                     if msg.get("code") == "limit":
@@ -361,20 +381,33 @@ class Guest:
                 self._send(self._error_head(rid, {"kind": "protocol", "message": f"unknown operation {op!r}"}) + b"}")
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Entry point inside the jail: ``main([RFD, WFD])``."""
-    args = sys.argv[1:] if argv is None else argv
-    guest = Guest(int(args[0]), int(args[1]))
-    try:
-        msg = guest.reader.read()
-    except ChannelClosed:
-        return
+def _add_paths(msg: dict[str, Any]) -> None:
+    """The environment's site directories, and what its .pth files name (at their guest paths)."""
     if msg.get("site_dirs"):
         import site
 
         for entry in msg["site_dirs"]:
             site.addsitedir(entry)
-    sys.path.extend(msg.get("sys_path") or [])  # what the environment's .pth files name, at their guest paths
+    sys.path.extend(msg.get("sys_path") or [])
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point inside the jail: ``main([RFD, WFD])``."""
+    args = sys.argv[1:] if argv is None else argv
+    guest = Guest(int(args[0]), int(args[1]))
+    prepared = False
+    while True:
+        try:
+            msg = guest.reader.read()
+        except ChannelClosed:
+            return
+        if not prepared:
+            _add_paths(msg)
+            prepared = True
+        if msg.get("op") != "prepare":
+            break
+        # A pre-warmed jail: its environment is on sys.path now; say so, then wait for a plugin.
+        guest._send(b'{"id":0,"ok":true,"pid":' + str(os.getpid()).encode() + b"}")
     egress = msg.get("egress")
     if egress:  # network scopes only: socket is not part of everyone's cold start
         from .relay import hand_over_listener

@@ -92,9 +92,13 @@ class Mount:
 
 @dataclass(frozen=True)
 class JailLayout:
-    """What the jail sees: the plugin snapshot and any extra read-only directories (dependency environments)."""
+    """What the jail sees: the plugin snapshot and any extra read-only directories (dependency environments).
 
-    plugin_dir: Path
+    ``plugin_dir`` None is a pre-warmed jail (:mod:`.prewarm`): ``/plugin`` is an empty placeholder until the host
+    mounts a verified snapshot on it (:mod:`.mounter`).
+    """
+
+    plugin_dir: Path | None
     site_dirs: tuple[Path, ...] = ()
     extra_dirs: tuple[Path, ...] = ()
 
@@ -196,7 +200,11 @@ def _bind_targets(host: HostInfo, layout: JailLayout) -> list[Mount]:
     for lib in host.lib_dirs:
         add(lib)
     add(Path("/etc/ld.so.cache"))
-    add(layout.plugin_dir, PLUGIN_DIR)
+    if layout.plugin_dir is None:
+        mounts.append(Mount(dst=PLUGIN_DIR, kind="tmpfs", options="size=4096,mode=0555"))
+        seen.add(PLUGIN_DIR)
+    else:
+        add(layout.plugin_dir, PLUGIN_DIR)
     add(host.package_dir, f"{GUEST_LIB}/synapse_nb")
     site_targets, path_targets = guest_paths(layout)
     for directory, target in zip((*layout.site_dirs, *layout.extra_dirs), (*site_targets, *path_targets), strict=True):

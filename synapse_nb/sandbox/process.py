@@ -82,7 +82,7 @@ def process_user(host: HostInfo, layout: JailLayout, *, plugin: str | None = Non
         return None
     needed = (host.python, host.python_prefix, host.package_dir, layout.plugin_dir, *layout.site_dirs,
               *layout.extra_dirs)  # fmt: skip
-    for path in needed:
+    for path in (p for p in needed if p is not None):
         blocked = out_of_reach(path)
         if blocked is not None:
             raise SandboxError(

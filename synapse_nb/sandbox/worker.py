@@ -127,11 +127,14 @@ class WorkerSpec:
 
 @dataclass(frozen=True)
 class StartInfo:
+    """A worker's cold start: the handler class, how long it took, and whether a pre-warmed jail was used."""
+
     handler_class: str
     cold_start_ms: float
     setup_ms: float
     stdout: str = ""
     stderr: str = ""
+    prewarmed: bool = False
 
 
 @dataclass
@@ -145,6 +148,11 @@ class CallResult:
     stdout: str = ""
     stderr: str = ""
     state: dict[str, Any] | None = None
+
+
+class NotSent(PluginCrashed):
+    """The worker was already gone when this request's turn came: nothing was sent, so it is safe to run on the
+    worker's replacement (a call queued behind one that was killed for its timeout, say)."""
 
 
 class _JailDidNotStart(Exception):
@@ -189,6 +197,18 @@ class Worker:
         self._pids_refused_seen = 0
         self.freeze_after_s = spec.policy.idle_freeze_ms / 1000
         self._idle_since: float | None = None  # set when a call ends; None while busy or not started
+        self.prewarmed = spec.layout.plugin_dir is None  # an empty pre-warmed jail, until its snapshot is mounted
+        self._delivery: threading.Thread | None = None
+        self._delivery_error: SynapseError | None = None
+
+    def adopt(self, spec: WorkerSpec) -> None:
+        """Give a pre-warmed worker (spawned for ``spec``'s policy and environment, holding no plugin) its plugin:
+        the snapshot is mounted read-only at ``/plugin`` when it starts. A worker is adopted at most once."""
+        if not self.prewarmed or self.spec.layout.plugin_dir is not None:
+            raise SandboxError("only an empty pre-warmed worker can be given a plugin", plugin=spec.plugin)
+        if spec.layout.plugin_dir is None:
+            raise SandboxError("no snapshot to deliver", plugin=spec.plugin)
+        self.spec = spec
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
     @property
@@ -266,8 +286,9 @@ class Worker:
             self._release_files()
             raise
         self.proc = launch.proc
-        self.channel = Channel(launch.req_w, launch.rep_r, limit=self._frame_limit())
-        self.logs.start(launch.out_r, launch.err_r, launch.log_r)
+        req_w, rep_r, out_r, err_r, log_r = launch.hand_over()
+        self.channel = Channel(req_w, rep_r, limit=self._frame_limit())
+        self.logs.start(out_r, err_r, log_r)
         if self.cgroup is not None and self.cgroup.freezer_dir is not None:
             idle_freezer.watch(self)
 
@@ -334,10 +355,69 @@ class Worker:
             start["egress"] = {"port": PROXY_PORT, "socket": f"{EGRESS_DIR}/{SOCKET_NAME}"}
         return start
 
+    def warm_up(self, *, timeout_ms: int = ACTIVATION_TIMEOUT_MS) -> None:
+        """Pre-warming: spawn the jail and wait until its guest runtime runs with the environment on its path, so
+        that what is left to a cold start is delivering the plugin and importing it."""
+        self.spawn()
+        frame = self._start_frame(None)
+        try:
+            self._send(
+                json.dumps({"op": "prepare", "site_dirs": frame["site_dirs"], "sys_path": frame["sys_path"]}).encode()
+            )
+            reply = self._receive(time.monotonic() + timeout_ms / 1000, 0)
+        except (ChannelLate, ChannelDead) as exc:
+            self.kill("pre-warming failed")
+            raise SandboxError(
+                f"a pre-warmed jail did not come up: {type(exc).__name__}", plugin=self.spec.plugin
+            ) from None
+        finally:
+            self._remove_run_dir()
+        if not reply.ok:
+            self.kill("pre-warming failed")
+            raise SandboxError("a pre-warmed jail refused to prepare", plugin=self.spec.plugin)
+
+    def deliver_in_background(self) -> None:
+        """Start mounting the snapshot into a pre-warmed jail now (while the caller verifies the plugin); the
+        start frame, which is what makes the guest import anything, waits for it. A no-op for a fresh jail."""
+        if self.prewarmed and self._delivery is None:
+            self._delivery = threading.Thread(target=self._deliver_quietly, name="synapse-deliver", daemon=True)
+            self._delivery.start()
+
+    def _deliver_quietly(self) -> None:
+        try:
+            self._deliver_snapshot()
+        except SynapseError as exc:
+            self._delivery_error = exc  # reported by start()
+
+    def _deliver_snapshot(self) -> None:
+        """A pre-warmed jail gets its plugin: the snapshot, mounted read-only at /plugin. Nothing in the jail reads
+        it before the start frame, which is only sent after verification."""
+        from .mounter import mounter
+
+        pid = self.guest_pid()
+        plugin_dir = self.spec.layout.plugin_dir
+        if pid is None or plugin_dir is None or not self.alive:
+            raise SandboxError("the pre-warmed jail is gone", plugin=self.spec.plugin)
+        mounter.bind_read_only(pid, plugin_dir, PLUGIN_DIR, plugin=self.spec.plugin)
+        self.prewarmed = False
+
+    def _await_delivery(self) -> None:
+        delivery = self._delivery
+        if delivery is not None:
+            delivery.join()
+            self._delivery = None
+            if self._delivery_error is not None:
+                raise self._delivery_error
+        if self.prewarmed:
+            self._deliver_snapshot()
+
     def _start(self, state: dict[str, Any] | None, timeout_ms: int) -> StartInfo:
         self.spawn()
-        t0 = self._spawned_at
+        pooled = self.prewarmed or self._delivery is not None
+        t0 = self._spawned_at if not pooled else time.perf_counter()
         spec = self.spec
+        if self.prewarmed or self._delivery is not None:
+            self._await_delivery()
         try:
             self._send(json.dumps(self._start_frame(state)).encode())
             reply = self._receive(time.monotonic() + timeout_ms / 1000, 0)
@@ -365,6 +445,7 @@ class Worker:
             setup_ms=reply.setup_ms,
             stdout=reply.stdout,
             stderr=reply.stderr,
+            prewarmed=pooled,
         )
 
     # -- channel -----------------------------------------------------------------------------------------------
@@ -462,7 +543,7 @@ class Worker:
         return self._request(b'{"op":"test","args":' + json.dumps(args).encode(), timeout_ms)
 
     def _not_running(self) -> PluginCrashed:
-        return PluginCrashed(f"worker is not running ({self.dead_reason or 'not started'})", plugin=self.spec.plugin)
+        return NotSent(f"worker is not running ({self.dead_reason or 'not started'})", plugin=self.spec.plugin)
 
     def _request(self, head: bytes, timeout_ms: int | None) -> CallResult:
         timeout = self.spec.policy.timeout_ms if timeout_ms is None else timeout_ms

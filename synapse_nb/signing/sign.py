@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
 
@@ -36,6 +36,9 @@ from .envelope import sign_envelope
 from .keys import ensure_developer_key, load_private_key
 from .payload import Statement
 
+if TYPE_CHECKING:
+    from ..compat.gate import ReusePolicy
+
 __all__ = ["SignResult", "sign_folder"]
 
 
@@ -53,9 +56,10 @@ class SignResult:
     signed_at: dt.datetime
     file_count: int
     digest: str
+    compat: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out = {
             "signature": str(self.path),
             "plugin": self.plugin,
             "version": self.version,
@@ -69,6 +73,9 @@ class SignResult:
             "file_count": self.file_count,
             "digest": self.digest,
         }
+        if self.compat is not None:
+            out["compat"] = self.compat
+        return out
 
 
 def _load_chain(cert_path: Path) -> list[x509.Certificate]:
@@ -102,11 +109,18 @@ def sign_folder(
     cert_path: Path | None = None,
     passphrase: str | None = None,
     now: dt.datetime | None = None,
+    reuse: ReusePolicy = "compatible",
 ) -> SignResult:
     """Sign the plugin in ``folder``, writing ``folder/synapse.sig.json``.
 
     ``key_path`` and ``cert_path`` (a PEM bundle: the leaf first, then its intermediates) default to the
     developer key of ``keys init``, created on first use. ``passphrase`` defaults to ``$SYNAPSE_KEY_PASSPHRASE``.
+
+    The version must allow the changes since the versions this publisher signed before
+    (:mod:`synapse_nb.compat.gate`; :class:`~synapse_nb.compat.CompatibilityError` otherwise, and nothing is
+    written). ``reuse`` says whether a version already signed may be signed again with other content:
+    ``"refuse"`` (``synapse-cli plugin sign``) or ``"compatible"`` (while no change needs a major bump; the
+    notebook re-signs each edit of a cell under the same version).
     """
     root = Path(folder)
     if not root.is_dir():
@@ -135,11 +149,15 @@ def sign_folder(
         )
     _check_signer(chain, moment, plugin=manifest.name)
     files = scan_folder(root)
+    from ..compat.gate import check_release
+
+    gate = check_release(root, manifest, files, chain, reuse=reuse)
     statement = Statement(manifest.name, str(manifest.version), moment, files)
     envelope = sign_envelope(statement.to_bytes(), key, chain)
     target = root / SIGNATURE_FILE
     atomic_write(target, envelope.to_bytes())
     leaf = chain[0]
+    gate.commit(signer=subject(leaf), signed_at=moment)
     return SignResult(
         path=target,
         plugin=manifest.name,
@@ -151,4 +169,5 @@ def sign_folder(
         signed_at=moment,
         file_count=len(files.entries),
         digest=files.digest,
+        compat=gate.summary(),
     )
