@@ -47,7 +47,10 @@ def test_compare_shows_what_moved(tmp_path: Path, capsys: pytest.CaptureFixture[
     new.write_text(json.dumps(_result(1.0)))
     assert bench_main.main(["--compare", str(old), str(new)]) == 0
     line = next(x for x in capsys.readouterr().out.splitlines() if "warm call p50" in x)
-    assert "2.00x" in line and "1.00x" in line and "-50%" in line and "ok" in line
+    assert "2.00x" in line
+    assert "1.00x" in line
+    assert "-50%" in line
+    assert "ok" in line
 
 
 def test_readme_table_is_rewritten_between_its_markers_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -59,9 +62,11 @@ def test_readme_table_is_rewritten_between_its_markers_only(tmp_path: Path, monk
     assert bench_main.main(["--readme", str(result)]) == 0
     text = readme.read_text()
     assert "stale table" not in text
-    assert text.startswith("intro\n") and text.endswith(f"{bench_main.README_END}\nafter\n")
-    assert "| sandbox | warm call p50 | 1.200 ms | 1.000 ms (raw pipe echo p50) | 1.20x | 1.08-1.32x | <= 1.5x | ok |" in (
-        text
+    assert text.startswith("intro\n")
+    assert text.endswith(f"{bench_main.README_END}\nafter\n")
+    assert (
+        "| sandbox | warm call p50 | 1.200 ms | 1.000 ms (raw pipe echo p50) | 1.20x | 1.08-1.32x | <= 1.5x | ok |"
+        in (text)
     )
     assert "load average 1.0 / 2.0 / 3.0" in text
 
