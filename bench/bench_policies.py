@@ -31,7 +31,7 @@ from synapse_nb.signing import sign_folder
 from .common import Rounds, Row, interleaved, percentile, scratch_home
 
 DIM = 32
-HIDDEN = 1024
+HIDDEN = 2048
 CALLERS = 64
 
 MODEL = f'''import numpy as np
@@ -138,7 +138,7 @@ def burst(pool: concurrent.futures.ThreadPoolExecutor, plugin: Plugin, per_calle
 def batching_rows(model: Plugin, quick: bool) -> list[Row]:
     batched = variant(model, "batched", max_batch_size=64, max_delay_ms=5)
     single = variant(model, "single", max_batch_size=1, max_delay_ms=0)
-    rounds, per_caller = (3, 2) if quick else (5, 4)
+    rounds, per_caller = (3, 2) if quick else (9, 4)
     values: dict[str, list[float]] = {"batched": [], "single": []}
     with concurrent.futures.ThreadPoolExecutor(CALLERS) as pool:
         burst(pool, batched, 1)

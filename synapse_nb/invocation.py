@@ -277,8 +277,10 @@ class Pipeline:
         if call.replay is not None and not call.replay.ok and call.replay.error is not None:
             raise call.replay.error
         result = call.replay.result if call.replay is not None else call.hit.result if call.hit is not None else None
-        self._finish(kind, t0, "done", self._record(payload, t0, "done", None, validated_input=payload, output=result),
-                     items=items or 1, endpoint=call.endpoint)  # fmt: skip
+        record = None
+        if self.history is not None:
+            record = self._record(payload, t0, "done", None, validated_input=payload, output=result)
+        self._finish(kind, t0, "done", record, items=items or 1, endpoint=call.endpoint)
         return Invocation(result, self.meta(None, t0, endpoint=call.endpoint, items=items, call=call))
 
     # -- one call ----------------------------------------------------------------------------------------------
@@ -298,8 +300,8 @@ class Pipeline:
         call: Call | None = None
         chain = self.policies
         try:
-            key = resolve_endpoint(self.manifest, endpoint)
-            budget_ms = self._timeout(timeout_ms)
+            key = None if endpoint is None else resolve_endpoint(self.manifest, endpoint)
+            budget_ms = self.timeout_ms if timeout_ms is None else self._timeout(timeout_ms)
             # One budget for the whole call: validation on the host counts against the call's timeout.
             deadline = time.monotonic() + budget_ms / 1000
             if idempotency_key is None:
@@ -336,10 +338,13 @@ class Pipeline:
                 stage = "execute"
             if call is not None and not call.answered:
                 chain.failed(call, exc, executed=run is not None or stage == "output" or call.attempts > 0)
-            fields: dict[str, Any] = {"error": exc}
-            if stage != "input" and not isinstance(exc, CircuitOpen):  # refused before (or without) validation
-                fields["validated_input"] = payload
-            self._finish("call", t0, stage, self._record(payload, t0, stage, run, **fields), endpoint=key, error=exc)
+            record = None
+            if self.history is not None:
+                fields: dict[str, Any] = {"error": exc}
+                if stage != "input" and not isinstance(exc, CircuitOpen):  # refused before (or without) validation
+                    fields["validated_input"] = payload
+                record = self._record(payload, t0, stage, run, **fields)
+            self._finish("call", t0, stage, record, endpoint=key, error=exc)
             raise
         self._finish("call", t0, "done", self._record(payload, t0, "done", run, validated_input=payload, output=result),
                      endpoint=key, handler_ms=run.handler_ms)  # fmt: skip

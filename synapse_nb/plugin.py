@@ -231,8 +231,8 @@ class Plugin:
         idempotency_key: str | None = None,
     ) -> Any:  # fmt: skip
         """The validated result of one call (see :meth:`invoke`)."""
-        return self.invoke(payload, endpoint=endpoint, timeout_ms=timeout_ms, cache=cache,
-                           idempotency_key=idempotency_key).result  # fmt: skip
+        return self.pipeline.invoke(payload, endpoint=endpoint, timeout_ms=timeout_ms, cache=cache,
+                                    idempotency_key=idempotency_key).result  # fmt: skip
 
     def invoke_batch(
         self, items: list[Any], *, endpoint: str | None = None, timeout_ms: int | None = None, cache: bool = True,

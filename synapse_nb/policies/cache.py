@@ -37,7 +37,7 @@ def canonical_json(value: Any) -> bytes:
     return _canonical(value).encode()
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass pays object.__setattr__ per field, and hits are hot
 class _Entry:
     # The result, pickled by this process from a validated JSON value (each hit unpickles its own copy, so that
     # callers may change what they get; unpickling a small dict is faster than parsing its JSON).
@@ -45,7 +45,7 @@ class _Entry:
     expires: float  # time.monotonic()
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class CacheHit:
     result: Any
     ttl_ms: int  # what is left of its TTL

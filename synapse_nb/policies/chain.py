@@ -54,7 +54,7 @@ def local_cell(key: str) -> LocalCell:
         return cell
 
 
-@dataclass
+@dataclass(slots=True)
 class Call:
     """What the policies know about one call (or one ``run_batch``) while it goes through the chain."""
 
@@ -146,20 +146,19 @@ class PolicyChain:
         """Before the input is even validated, what costs least: a cache hit (only validated inputs are ever
         cached, under the same schemas, so a hit needs no validation), then the circuit (an open one refuses
         at once). For calls without an idempotency key."""
+        if not (cache and self.cache.enabled):  # the circuit first: a refusal costs next to nothing
+            return Call(endpoint, b"", cache=None if cache else "bypass", probe=self.circuit.check())
         call = Call(endpoint, b"")
-        if not cache:
-            call.cache = "bypass"
-        elif self.cache.enabled:
-            try:
-                canonical = canonical_json(payload)
-            except (TypeError, ValueError, RecursionError):
-                canonical = None  # not JSON as it stands: the input check says why, or the key comes after it
-            if canonical is not None:
-                call.cache_key = self.cache.key(endpoint, canonical)
-                call.hit = self.cache.get(call.cache_key)
-                call.cache = "hit" if call.hit is not None else "miss"
-                if call.hit is not None:
-                    return call
+        try:
+            canonical = canonical_json(payload)
+        except (TypeError, ValueError, RecursionError):
+            canonical = None  # not JSON as it stands: the input check says why, or the key comes after it
+        if canonical is not None:
+            call.cache_key = self.cache.key(endpoint, canonical)
+            call.hit = self.cache.get(call.cache_key)
+            call.cache = "hit" if call.hit is not None else "miss"
+            if call.hit is not None:
+                return call
         call.probe = self.circuit.check()
         return call
 

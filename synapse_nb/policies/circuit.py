@@ -175,7 +175,7 @@ class CircuitBreaker:
                 text = f"circuit open: {why}; calls are refused until the next probe at {_when(until)}"
                 self._refusal = (until, text)
             wait = until - now if until > now else 0
-            return CircuitOpen(f"{self._refusal[1]} (in {wait / 1000:.1f} s)", plugin=self.plugin,
+            return CircuitOpen(f"{self._refusal[1]} (in {(wait + 999) // 1000} s)", plugin=self.plugin,
                                retry_after_ms=wait, circuit=OPEN)  # fmt: skip
         return CircuitOpen(
             "circuit half-open: one probe call is in flight; calls are refused until it succeeds",
