@@ -411,3 +411,5 @@ def test_event_emit_delivers_to_every_subscriber(
     assert main(["event", "emit", "nobody.listens", "--input", "{}", "--plugins", plugins]) == 0
     assert "no valid plugin with trigger: event subscribes to 'nobody.listens'" in capsys.readouterr().err
     assert main(["event", "emit", "bad topic!", "--input", "{}"]) == 2
+    for timeout in ("nan", "-1", "inf"):
+        assert main(["event", "emit", "orders.created", "--input", "{}", "--timeout", timeout]) == 2

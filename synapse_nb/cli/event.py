@@ -52,6 +52,8 @@ def emit(args: argparse.Namespace, out: Output) -> int:
     topic = args.topic
     if not topic or len(topic) > 128 or not all(c.isalnum() or c in "._:/-" for c in topic):
         raise UsageError(f"event emit: {topic[:80]!r} is not a topic (letters, digits and . _ : / -)")
+    if args.timeout is not None and not 0 < args.timeout < 1e9:  # also NaN and infinity
+        raise UsageError(f"event emit: --timeout {args.timeout} is not a number of seconds above 0")
     payload = read_input(args.input)
     manager = PluginManager(insecure_allow_unsigned=args.insecure_allow_unsigned, warn=out.warn)
     try:
