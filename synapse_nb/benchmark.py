@@ -67,7 +67,10 @@ def _one(plugin: Any, payload: Any, batch: int) -> tuple[float, float, float, bo
     """One request of ``batch`` items: (latency ms, queue ms, handler ms, ok)."""
     t0 = time.perf_counter()
     try:
-        invocation = plugin.invoke(payload) if batch == 1 else plugin.invoke_batch([payload] * batch)
+        # cache=False: a benchmark measures the plugin, not the response cache (it sends one payload again and again)
+        invocation = (
+            plugin.invoke(payload, cache=False) if batch == 1 else plugin.invoke_batch([payload] * batch, cache=False)
+        )
     except SynapseError:
         return (time.perf_counter() - t0) * 1000, 0.0, 0.0, False
     meta = invocation.meta

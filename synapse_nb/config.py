@@ -44,6 +44,7 @@ __all__ = [
 ]
 
 _POSITIVE = {"type": "integer", "minimum": 1}
+_DURATION = r"^(?:[0-9]+(?:\.[0-9]+)?(?:ms|s|m|h))+$"
 CONFIG_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "type": "object",
@@ -79,8 +80,9 @@ CONFIG_SCHEMA: dict[str, Any] = {
                 "max_state_bytes": {"type": "integer", "minimum": 2, "maximum": 1 << 30},
             },
         },
-        # Where plugin state and sessions live: sqlite:///PATH (default SYNAPSE_HOME/state.db) or redis://...
-        "state": {"type": "string", "pattern": "^(sqlite|redis|rediss|unix)://"},
+        # Where plugin state and sessions live: sqlite:///PATH (default SYNAPSE_HOME/state.db), redis://...
+        # or memcached://HOST:PORT
+        "state": {"type": "string", "pattern": "^(sqlite|redis|rediss|unix|memcached)://"},
         # context.session: a per-plugin quota, and the TTL of values set without one.
         "sessions": {
             "type": "object",
@@ -89,6 +91,43 @@ CONFIG_SCHEMA: dict[str, Any] = {
                 "max_keys": _POSITIVE,
                 "max_bytes": _POSITIVE,
                 "default_ttl": {"type": "string", "pattern": r"^([0-9]+(ms|s|m|h|d))+$"},
+            },
+        },
+        # Execution policies (synapse_nb.policies): host defaults; a plugin's manifest may set its own circuit.
+        "policies": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "circuit": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {
+                        "failures": {"type": "integer", "minimum": 1, "maximum": 100_000},
+                        "window": {"type": "integer", "minimum": 1, "maximum": 1000},
+                        "failure_rate": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
+                        "reset": {"type": "string", "pattern": _DURATION},
+                    },
+                },
+                "retry": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {
+                        "attempts": {"type": "integer", "minimum": 1, "maximum": 20},
+                        "backoff": {"type": "string", "pattern": _DURATION},
+                        "max_backoff": {"type": "string", "pattern": _DURATION},
+                        "max_total": {"type": "string", "pattern": _DURATION},
+                    },
+                },
+                "idempotency": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {"window": {"type": "string", "pattern": _DURATION}},
+                },
+                "cache": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {"max_entries": _POSITIVE, "max_bytes": _POSITIVE},
+                },
             },
         },
         # Host environment variables a plugin may receive through spec.secrets (nothing else is ever passed).

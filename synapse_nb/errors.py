@@ -376,9 +376,29 @@ class PluginCrashed(PluginFailed):
 
 
 class CircuitOpen(SandboxError):
-    """The plugin failed too often recently; calls are refused until the circuit half-opens."""
+    """The plugin failed too often recently; calls are refused until the circuit half-opens.
+
+    ``retry_after_ms`` is how long until the next probe call is let through (0 while a probe is in flight),
+    ``circuit`` the circuit's state (``open`` or ``half-open``).
+    """
 
     code = "circuit-open"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        plugin: str | None = None,
+        retry_after_ms: int = 0,
+        circuit: str = "open",
+        details: list[str] | None = None,
+    ) -> None:
+        super().__init__(message, plugin=plugin, details=details)
+        self.retry_after_ms = retry_after_ms
+        self.circuit = circuit
+
+    def _extra_json(self) -> dict[str, Any]:
+        return {"circuit": self.circuit, "retry_after_ms": self.retry_after_ms}
 
 
 class RegistryError(SynapseError):

@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 from .activation import Activation, ActivationOptions
 from .anatomy import PluginFolder, display_path, validate_folder
 from .config import Config, load_config
-from .errors import InvalidError, SignatureError, SynapseError, UsageError
+from .errors import InvalidError, PluginTimeout, SignatureError, SynapseError, UsageError
 from .invocation import CallEvent, Invocation, Runner
 from .manifest import MANIFEST_FILE
 from .plugin import Plugin, sandboxed
@@ -97,6 +97,8 @@ class LifecycleEvent:
     duration_ms: float
     detail: str = ""
     activity: str = ""  # for ACTIVE: "idle" or "executing"
+    kind: str = "stage"  # "stage": a lifecycle transition; "circuit": the circuit breaker changed state
+    circuit: str = ""  # for kind "circuit": the new state, "closed", "open" or "half-open"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -107,6 +109,8 @@ class LifecycleEvent:
             "duration_ms": round(self.duration_ms, 3),
             "detail": self.detail,
             "activity": self.activity,
+            "kind": self.kind,
+            "circuit": self.circuit,
         }
 
 
@@ -230,6 +234,18 @@ class PluginManager:
         if stage != record.stage:
             record.since = now
         record.stage = stage
+        record.history.append(event)
+        del record.history[:-200]
+        for observer in list(self._observers):
+            observer(event)
+
+    def _circuit_moved(self, record: ManagedPlugin, old: str, new: str, why: str) -> None:
+        """A circuit transition of an active plugin, as a lifecycle event of kind ``circuit``."""
+        detail = f"circuit {old} -> {new}" + (f": {why}" if why and new != "closed" else "")
+        event = LifecycleEvent(
+            plugin=record.name, stage=record.stage, previous=record.stage, timestamp=time.time(), duration_ms=0.0,
+            detail=detail, activity="executing" if record.in_flight else "idle", kind="circuit", circuit=new,
+        )  # fmt: skip
         record.history.append(event)
         del record.history[:-200]
         for observer in list(self._observers):
@@ -390,6 +406,7 @@ class PluginManager:
         record.activation_ms = (time.perf_counter() - t0) * 1000
         record.error = None
         plugin.listeners.append(self._on_call)
+        plugin.policies.circuit.listeners.append(lambda old, new, why: self._circuit_moved(record, old, new, why))
         if plugin.isolation == "process" and self.warn is not None:
             self.warn(f"{record.name} runs at the process level: rlimits only, NOT a sandbox (see synapse-cli doctor)")
         self._move(
@@ -493,19 +510,24 @@ class PluginManager:
             return record.plugin
         return self.activate(name)
 
-    def run(self, name: str, payload: Any, *, endpoint: str | None = None) -> Any:
+    def run(
+        self, name: str, payload: Any, *, endpoint: str | None = None, cache: bool = True,
+        idempotency_key: str | None = None,
+    ) -> Any:  # fmt: skip
         """Run one call and return its validated result (waits for it, whatever the trigger)."""
-        return self.invoke(name, payload, endpoint=endpoint).result
+        return self.invoke(name, payload, endpoint=endpoint, cache=cache, idempotency_key=idempotency_key).result
 
     def invoke(
-        self, name: str, payload: Any, *, endpoint: str | None = None, timeout_ms: int | None = None
-    ) -> Invocation:
+        self, name: str, payload: Any, *, endpoint: str | None = None, timeout_ms: int | None = None,
+        cache: bool = True, idempotency_key: str | None = None,
+    ) -> Invocation:  # fmt: skip
         """One call with its metadata (see :meth:`Plugin.invoke <synapse_nb.plugin.Plugin.invoke>`)."""
         plugin = self._active(name)
         record = self.plugins[plugin.name]
         self._busy(record, +1)
         try:
-            return plugin.invoke(payload, endpoint=endpoint, timeout_ms=timeout_ms)
+            return plugin.invoke(payload, endpoint=endpoint, timeout_ms=timeout_ms, cache=cache,
+                                 idempotency_key=idempotency_key)  # fmt: skip
         finally:
             self._busy(record, -1)
 
@@ -515,12 +537,27 @@ class PluginManager:
         if self._observers and (before == 0) != (record.in_flight == 0):
             self._move(record, Stage.ACTIVE, activity="executing" if record.in_flight else "idle")
 
-    def run_batch(self, name: str, items: list[Any], *, endpoint: str | None = None) -> list[Any]:
-        return self._active(name).run_batch(items, endpoint=endpoint)
+    def run_batch(
+        self, name: str, items: list[Any], *, endpoint: str | None = None, cache: bool = True,
+        idempotency_key: str | None = None, return_exceptions: bool = False,
+    ) -> list[Any]:  # fmt: skip
+        """A batch of calls (see :meth:`Plugin.run_batch <synapse_nb.plugin.Plugin.run_batch>`)."""
+        return self._active(name).run_batch(items, endpoint=endpoint, cache=cache, idempotency_key=idempotency_key,
+                                            return_exceptions=return_exceptions)  # fmt: skip
 
-    def submit(self, name: str, payload: Any) -> Job:
+    def submit(self, name: str, payload: Any, *, cache: bool = True, idempotency_key: str | None = None) -> Job:
         """Queue one call (async trigger); returns a :class:`~synapse_nb.jobs.Job` at once."""
-        return self._active(name).submit(payload)
+        return self._active(name).submit(payload, cache=cache, idempotency_key=idempotency_key)
+
+    def circuit_state(self, name: str) -> str:
+        """The circuit breaker's state of an active plugin: ``closed``, ``open`` or ``half-open`` (read from the
+        shared store when it is Redis or Memcached); ``closed`` for a plugin that is not active. What a health
+        check follows (gRPC health: SERVING unless ``open``)."""
+        record = self.get(name)
+        plugin = record.plugin
+        if plugin is None or record.stage is not Stage.ACTIVE:
+            return "closed"
+        return plugin.policies.circuit.current()
 
     def subscribers(self, topic: str) -> list[ManagedPlugin]:
         """Validated or active plugins with ``trigger: event`` that listen to ``topic``."""
@@ -544,6 +581,10 @@ class PluginManager:
                 deliveries.append(EventDelivery(name, True, result=job.result(timeout)))
             except SynapseError as exc:
                 deliveries.append(EventDelivery(name, False, error=exc))
+            except TimeoutError:
+                late = PluginTimeout(f"no outcome within {timeout} s of the event", plugin=name,
+                                     timeout_ms=int((timeout or 0) * 1000))  # fmt: skip
+                deliveries.append(EventDelivery(name, False, error=late))
         return deliveries
 
     # -- teardown ----------------------------------------------------------------------------------------------
@@ -579,7 +620,8 @@ class PluginManager:
 
     # -- status ------------------------------------------------------------------------------------------------
     def status(self) -> pd.DataFrame:
-        """One row per plugin: name, version, stage, isolation, signer, calls, errors, p50 latency, last error."""
+        """One row per plugin: name, version, stage, isolation, signer, calls, errors, p50 latency, last error,
+        the response cache's hit rate (None before any lookup) and the circuit's state."""
         import pandas as pd
 
         rows = []
@@ -600,10 +642,12 @@ class PluginManager:
                     "p50_ms": r.p50_ms(),
                     "activation_ms": r.activation_ms,
                     "last_error": str(r.error) if r.error else "",
+                    "cache_hit_rate": plugin.policies.cache.hit_rate if plugin is not None else None,
+                    "circuit": plugin.policies.circuit.state if plugin is not None else "",
                 }
             )
         columns = ["name", "version", "stage", "isolation", "signer", "calls", "errors", "p50_ms", "activation_ms",
-                   "last_error"]  # fmt: skip
+                   "last_error", "cache_hit_rate", "circuit"]  # fmt: skip
         return pd.DataFrame(rows, columns=columns)
 
 

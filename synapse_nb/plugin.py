@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 from .activation import Activation, ActivationOptions, activate, jail_config
 from .errors import SynapseError
 from .invocation import CallEvent, CallRecord, Invocation, Pipeline, Runner
-from .jobs import Dispatcher, Job
+from .jobs import Job, Jobs
+from .policies import PolicyChain
 from .runners import SandboxRunner
 from .sandbox.jail import JailConfig
 from .sandbox.proxy import EgressEvent, recent_egress_events
@@ -51,16 +52,21 @@ class Plugin:
         folder = activation.folder
         if folder is None:
             raise SynapseError("a plugin handle needs a validated folder", plugin=activation.name)
+        policies = PolicyChain.build(
+            activation.manifest, runner, namespace=activation.state_key, digest=activation.digest,
+            config=activation.config, store=store, timeout_ms=activation.policy.timeout_ms,
+        )  # fmt: skip
         self.pipeline = Pipeline(
             activation.manifest,
             folder.schemas,
             runner,
             max_payload_bytes=activation.policy.max_payload_bytes,
             timeout_ms=activation.policy.timeout_ms,
+            policies=policies,
         )
         self.pipeline.base_meta = self._base_meta()
         self.checkpointer: Checkpointer | None = None
-        self._jobs: Dispatcher | None = None
+        self._jobs: Jobs | None = None
         self._released = False
 
     def _base_meta(self) -> dict[str, Any]:
@@ -172,6 +178,11 @@ class Plugin:
     def history(self) -> collections.deque[CallRecord] | None:
         return self.pipeline.history
 
+    @property
+    def policies(self) -> PolicyChain:
+        """Its execution policies: ``policies.circuit``, ``policies.cache``, ``policies.batcher``..."""
+        return self.pipeline.policies
+
     def logs(self) -> dict[str, tuple[str, int]]:
         """The running worker's raw streams: name -> (the last bytes kept, as text; how many were written).
 
@@ -201,36 +212,57 @@ class Plugin:
         return started
 
     # -- calls -------------------------------------------------------------------------------------------------
-    def invoke(self, payload: Any, *, endpoint: str | None = None, timeout_ms: int | None = None) -> Invocation:
+    def invoke(
+        self, payload: Any, *, endpoint: str | None = None, timeout_ms: int | None = None, cache: bool = True,
+        idempotency_key: str | None = None,
+    ) -> Invocation:  # fmt: skip
         """Validate ``payload`` on the host, run it, validate the result on the host; with its metadata.
 
         ``endpoint`` names an endpoint of ``spec.interfaces`` by key or path (default: ``execute``);
-        ``timeout_ms`` shortens the call's timeout (a caller's deadline), never lengthens it.
+        ``timeout_ms`` shortens the call's timeout (a caller's deadline), never lengthens it; ``cache=False``
+        bypasses the response cache; ``idempotency_key`` runs the call at most once per key (a repeat returns the
+        stored outcome; see the README's "Execution policies").
         """
-        return self.pipeline.invoke(payload, endpoint=endpoint, timeout_ms=timeout_ms)
+        return self.pipeline.invoke(payload, endpoint=endpoint, timeout_ms=timeout_ms, cache=cache,
+                                    idempotency_key=idempotency_key)  # fmt: skip
 
-    def run(self, payload: Any, *, endpoint: str | None = None, timeout_ms: int | None = None) -> Any:
-        """The validated result of one call."""
-        return self.pipeline.invoke(payload, endpoint=endpoint, timeout_ms=timeout_ms).result
+    def run(
+        self, payload: Any, *, endpoint: str | None = None, timeout_ms: int | None = None, cache: bool = True,
+        idempotency_key: str | None = None,
+    ) -> Any:  # fmt: skip
+        """The validated result of one call (see :meth:`invoke`)."""
+        return self.pipeline.invoke(payload, endpoint=endpoint, timeout_ms=timeout_ms, cache=cache,
+                                    idempotency_key=idempotency_key).result  # fmt: skip
 
     def invoke_batch(
-        self, items: list[Any], *, endpoint: str | None = None, timeout_ms: int | None = None
-    ) -> Invocation:
-        """Validate every item, run them as one batch (``execute_batch``), validate every result."""
-        return self.pipeline.invoke_batch(items, endpoint=endpoint, timeout_ms=timeout_ms)
+        self, items: list[Any], *, endpoint: str | None = None, timeout_ms: int | None = None, cache: bool = True,
+        idempotency_key: str | None = None, return_exceptions: bool = False,
+    ) -> Invocation:  # fmt: skip
+        """Validate every item, run them as ``execute_batch`` calls of at most ``spec.batch.max_batch_size``
+        items, validate every result; ``return_exceptions=True`` puts a failed item's error in its place."""
+        return self.pipeline.invoke_batch(items, endpoint=endpoint, timeout_ms=timeout_ms, cache=cache,
+                                          idempotency_key=idempotency_key,
+                                          return_exceptions=return_exceptions)  # fmt: skip
 
-    def run_batch(self, items: list[Any], *, endpoint: str | None = None, timeout_ms: int | None = None) -> list[Any]:
-        result: list[Any] = self.pipeline.invoke_batch(items, endpoint=endpoint, timeout_ms=timeout_ms).result
+    def run_batch(
+        self, items: list[Any], *, endpoint: str | None = None, timeout_ms: int | None = None, cache: bool = True,
+        idempotency_key: str | None = None, return_exceptions: bool = False,
+    ) -> list[Any]:  # fmt: skip
+        """The validated results of a batch (see :meth:`invoke_batch`)."""
+        result: list[Any] = self.invoke_batch(items, endpoint=endpoint, timeout_ms=timeout_ms, cache=cache,
+                                              idempotency_key=idempotency_key,
+                                              return_exceptions=return_exceptions).result  # fmt: skip
         return result
 
-    def submit(self, payload: Any) -> Job:
+    def submit(self, payload: Any, *, cache: bool = True, idempotency_key: str | None = None) -> Job:
         """Queue one call and return its :class:`~synapse_nb.jobs.Job` at once (input validated now)."""
-        encoded = self.pipeline.encode(payload)
+        if self._released:
+            from .errors import PluginCrashed
+
+            raise PluginCrashed("plugin has been torn down; no more jobs", plugin=self.name)
         if self._jobs is None:
-            self._jobs = Dispatcher(
-                self.name, self.runner.execute_many, self.pipeline.finish_job, self.pipeline.fail_job
-            )
-        return self._jobs.submit(encoded)
+            self._jobs = Jobs(self.pipeline)
+        return self._jobs.submit(payload, cache=cache, idempotency_key=idempotency_key)
 
     # -- state and teardown ------------------------------------------------------------------------------------
     @property
@@ -249,6 +281,7 @@ class Plugin:
         self._released = True
         if self._jobs is not None:
             self._jobs.close()
+        self.pipeline.policies.close()
         final = self.runner.close()
         if self.checkpointer is not None:
             self.checkpointer.save(final)
@@ -279,6 +312,7 @@ def sandboxed(
             str(plan.manifest.version),
             on_error=_checkpoint_warning(options),
         )
+        plugin.checkpointer.last = dict(slot.state)  # what it starts from: not written back unless it changes
         slot.on_state = plugin.checkpointer.save
         checkpointer = plugin.checkpointer
         plugin.pipeline.extra_meta = lambda: {"state_saved": checkpointer.saved}

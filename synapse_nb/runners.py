@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 from .errors import PluginFailed, ResourceLimitExceeded, SynapseError
 from .invocation import Execution
 from .payloads import check_result_json
-from .runtime import HandlerHost, describe_exception
+from .runtime import HandlerHost, describe_exception, split_response
+from .sandbox.channel import ResultWithMeta
 from .sandbox.pool import WorkerSlot, release_slot
 from .sandbox.worker import CallResult, StartInfo, Worker
 from .sdk import Context
@@ -34,8 +35,12 @@ IN_PROCESS = "in-process (unsandboxed)"
 
 
 def _execution(call: CallResult, started: StartInfo | None) -> Execution:
+    result, meta = call.result, None
+    if type(result) is ResultWithMeta:  # the reply carried the handler's response metadata beside the result
+        result, meta = result.result, result.meta
     return Execution(
-        result=call.result,
+        result=result,
+        meta=meta,
         handler_ms=call.handler_ms,
         queue_ms=call.queue_ms,
         total_ms=call.total_ms,
@@ -204,22 +209,22 @@ class InProcessRunner:
             if self.on_state is not None:
                 self.on_state(json.loads(text))
 
-    def _run(self, fn: Callable[[], Any]) -> Execution:
+    def _run(self, fn: Callable[[], Any], *, batch: bool) -> Execution:
         started = self.start()
         t0 = time.perf_counter()
-        value = self._guard(fn)
+        value, meta = self._guard(lambda: split_response(fn(), batch=batch))
         ms = (time.perf_counter() - t0) * 1000
         result = json.loads(check_result_json(value, plugin=self.plugin, max_bytes=self.max_output_bytes))
         self._checked_state()
-        return Execution(result=result, handler_ms=ms, queue_ms=0.0, total_ms=ms, started=started)
+        return Execution(result=result, handler_ms=ms, queue_ms=0.0, total_ms=ms, started=started, meta=meta)
 
     def execute(self, body: bytes, *, endpoint: str | None, timeout_ms: int | None) -> Execution:
         data = json.loads(body)
-        return self._run(lambda: self._host.call(data, endpoint=endpoint, prevalidated=True))
+        return self._run(lambda: self._host.call(data, endpoint=endpoint, prevalidated=True), batch=False)
 
     def execute_batch(self, bodies: list[bytes], *, endpoint: str | None, timeout_ms: int | None) -> Execution:
         items = [json.loads(body) for body in bodies]
-        return self._run(lambda: self._host.call_batch(items, endpoint=endpoint, prevalidated=True))
+        return self._run(lambda: self._host.call_batch(items, endpoint=endpoint, prevalidated=True), batch=True)
 
     def execute_many(self, bodies: list[bytes]) -> list[Execution | SynapseError | None]:
         out: list[Execution | SynapseError | None] = []

@@ -13,7 +13,7 @@ import types
 from importlib.machinery import ModuleSpec, SourceFileLoader
 
 from .errors import HandlerError, PluginFailed, Problem
-from .sdk import BaseHandler, Context, install_synapse_alias
+from .sdk import MAX_CACHE_TTL_MS, BaseHandler, Context, ItemError, Response, install_synapse_alias
 
 # asyncio, inspect, traceback, pathlib and typing are imported only when needed: the guest imports this
 # module at every cold start, and asyncio alone would add ~35 ms to it.
@@ -31,7 +31,10 @@ __all__ = [
     "find_handler_classes",
     "load_handler_module",
     "split_entrypoint",
+    "split_response",
 ]
+
+MAX_ITEM_ERROR_CHARS = 2000
 
 # BaseHandler's own methods: an endpoint key never routes to one of these (they are not endpoints).
 RESERVED_METHODS = frozenset(
@@ -168,6 +171,41 @@ def describe_exception(exc: BaseException, plugin_dir: str | Path) -> dict[str, 
         "location": location,
         "traceback": "".join(tb)[-8000:],
     }
+
+
+def _item_meta(value: Any) -> tuple[Any, dict[str, Any] | None]:
+    if isinstance(value, Response):
+        ttl = value.cache_ttl_ms
+        if ttl is not None and (type(ttl) is not int or not 0 <= ttl <= MAX_CACHE_TTL_MS):
+            raise PluginFailed(f"Response.cache_ttl_ms must be an integer from 0 to {MAX_CACHE_TTL_MS}")
+        return value.result, (None if ttl is None else {"cache_ttl_ms": ttl})
+    if isinstance(value, ItemError):
+        message = str(value.message)[:MAX_ITEM_ERROR_CHARS]
+        return None, {"error": {"type": type(value).__name__[:200], "message": message}}
+    return value, None
+
+
+def split_response(value: Any, *, batch: bool) -> tuple[Any, dict[str, Any] | None]:
+    """A handler's return value as (the JSON result, its response metadata or None).
+
+    One call: a :class:`~synapse_nb.sdk.Response` gives ``{"cache_ttl_ms": N}``; an ``ItemError`` is raised
+    (it fails the call). A batch (a list): ``{"items": [None | {"cache_ttl_ms": N} | {"error": {...}}, ...]}``
+    when any item is a ``Response`` or an ``ItemError`` (its result is then ``None``), else no metadata.
+    """
+    if not batch:
+        if isinstance(value, ItemError):
+            raise value
+        result, meta = _item_meta(value)
+        return result, meta
+    items: list[dict[str, Any] | None] | None = None
+    results = value
+    for i, item in enumerate(value):
+        if isinstance(item, (Response, ItemError)):
+            if items is None:
+                items = [None] * len(value)
+                results = list(value)
+            results[i], items[i] = _item_meta(item)
+    return results, (None if items is None else {"items": items})
 
 
 def _call(method: Callable[..., Any], *args: Any) -> Any:

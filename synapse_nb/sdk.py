@@ -35,7 +35,68 @@ if TYPE_CHECKING:
     from .schemas import SchemaSet
     from .session import SessionStore
 
-__all__ = ["BaseHandler", "Context", "ValidationError", "install_synapse_alias"]
+__all__ = [
+    "MAX_CACHE_TTL_MS",
+    "BaseHandler",
+    "Context",
+    "ItemError",
+    "Response",
+    "ValidationError",
+    "install_synapse_alias",
+]
+
+#: The longest TTL a response may ask for: 30 days (memcached reads a longer relative expiry as a timestamp).
+MAX_CACHE_TTL_MS = 30 * 24 * 3_600_000
+
+
+def _ttl_ms(value: Any) -> int:
+    """``cache_ttl`` of :meth:`BaseHandler.respond` in milliseconds: ``"60s"``/``"1m30s"``, or seconds."""
+    if isinstance(value, str):
+        from .units import parse_duration_ms
+
+        try:
+            ms = parse_duration_ms(value)
+        except (ValueError, OverflowError):
+            raise ValueError(
+                f"respond(): cache_ttl={value[:40]!r} is not a duration (e.g. '60s', '5m', '1h')"
+            ) from None
+    elif type(value) in (int, float) and value == value:  # not bool, not NaN
+        ms = round(value * 1000) if abs(value) < 1e12 else MAX_CACHE_TTL_MS + 1
+    else:
+        raise ValueError(
+            f"respond(): cache_ttl must be a duration such as '60s' or seconds, not {type(value).__name__}"
+        )
+    if not 0 <= ms <= MAX_CACHE_TTL_MS:
+        raise ValueError(f"respond(): cache_ttl={value!r} is outside 0 s .. 30 days")
+    return ms
+
+
+class Response:
+    """A result with metadata beside it, made by :meth:`BaseHandler.respond`: the host validates ``result``
+    against the output schema and reads ``cache_ttl_ms`` as this response's cache TTL (0: not cached)."""
+
+    __slots__ = ("cache_ttl_ms", "result")
+
+    def __init__(self, result: Any, *, cache_ttl_ms: int | None = None) -> None:
+        if cache_ttl_ms is not None and (type(cache_ttl_ms) is not int or not 0 <= cache_ttl_ms <= MAX_CACHE_TTL_MS):
+            raise ValueError(f"Response: cache_ttl_ms must be an integer from 0 to {MAX_CACHE_TTL_MS}")
+        self.result = result
+        self.cache_ttl_ms = cache_ttl_ms
+
+    def __repr__(self) -> str:
+        return f"Response({self.result!r}, cache_ttl_ms={self.cache_ttl_ms!r})"
+
+
+class ItemError(Exception):
+    """One failed item of a batch: return it in ``execute_batch``'s list, in the place of that item's result.
+
+    Only the caller of that item gets the error (exit 7, ``plugin-failed``, with ``message``); the other items of
+    the batch keep their results. Raising from ``execute_batch`` instead fails every item of the batch.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = str(message)
 
 
 class _NoSession:
@@ -142,6 +203,15 @@ class BaseHandler:
 
     def teardown(self) -> None:
         """Release resources; :attr:`state` is saved after this returns."""
+
+    def respond(self, result: Any, *, cache_ttl: str | float | None = None) -> Response:
+        """``result`` with its response metadata: ``return self.respond(result, cache_ttl="60s")``.
+
+        ``cache_ttl`` is how long the host may serve this very response again for the same input (a duration
+        such as ``"60s"`` or ``"1h"``, or seconds; ``0``: never; at most 30 days); without it, ``spec.cache.ttl``
+        applies. Works in ``execute``, in endpoint methods and per item in ``execute_batch``.
+        """
+        return Response(result, cache_ttl_ms=None if cache_ttl is None else _ttl_ms(cache_ttl))
 
     # -- helpers -----------------------------------------------------------------------------------------------
     def validate_with_schema(self, name: str, payload: Any) -> Any:

@@ -123,3 +123,52 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
         yield server
     finally:
         server.stop()
+
+
+class MemcachedServer(RedisServer):
+    """A real memcached on a free loopback port (items up to 16 MiB, like the README advises), started and
+    stopped by the test."""
+
+    @property
+    def url(self) -> str:
+        return f"memcached://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        import socket
+        import time
+
+        # memcached refuses to run as root; not as nobody either (uid 65534 is the jail's: tests count its processes)
+        user = ["-u", "daemon"] if os.geteuid() == 0 else []
+        self.proc = subprocess.Popen(
+            ["memcached", "-l", "127.0.0.1", "-p", str(self.port), "-U", "0", "-m", "64", "-I", "16m", *user],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as conn:
+                    conn.sendall(b"version\r\n")
+                    if conn.recv(64).startswith(b"VERSION"):
+                        return
+            except OSError:
+                time.sleep(0.02)
+        raise RuntimeError("memcached did not start")
+
+
+@pytest.fixture
+def memcached_server(tmp_path: Path) -> Iterator[MemcachedServer]:
+    """A running memcached; missing memcached is a skip locally and a failure with CI=true."""
+    import shutil
+
+    if shutil.which("memcached") is None:
+        message = "memcached is not installed (Debian package memcached; make test installs it as root)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    server = MemcachedServer(tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 
 import pytest
@@ -17,6 +18,7 @@ from synapse_nb.sandbox.channel import (
     ChannelLate,
     ProtocolViolation,
     Reply,
+    ResultWithMeta,
     SessionRequest,
     parse_frame,
 )
@@ -112,3 +114,47 @@ def test_the_channel_reads_under_a_deadline_and_notices_a_hang_up() -> None:
     finally:
         channel.close()
         os.close(req_r)
+
+
+def test_response_metadata_arrives_beside_the_result() -> None:
+    reply = parse_frame(b'{"id":2,"ok":true,"ms":1,"meta":{"cache_ttl_ms":60000},"result":{"x":1}}', 2)
+    assert isinstance(reply, Reply)
+    assert reply.result == ResultWithMeta({"x": 1}, {"cache_ttl_ms": 60000})
+    items = b'{"items":[null,{"cache_ttl_ms":0},{"error":{"type":"ItemError","message":"m"}}]}'
+    reply = parse_frame(b'{"id":2,"ok":true,"meta":' + items + b',"result":[1,2,null]}', 2)
+    assert isinstance(reply, Reply)
+    assert isinstance(reply.result, ResultWithMeta)
+    assert reply.result.meta["items"][2] == {"error": {"type": "ItemError", "message": "m"}}
+
+
+@pytest.mark.parametrize(
+    ("meta", "why"),
+    [
+        ({"cache_ttl_ms": -1}, "meta.cache_ttl_ms is not an integer from 0"),
+        ({"cache_ttl_ms": 1.5}, "meta.cache_ttl_ms is not an integer"),
+        ({"cache_ttl_ms": True}, "meta.cache_ttl_ms is not an integer"),
+        ({"cache_ttl_ms": 31 * 24 * 3_600_000}, "30 days"),
+        ({"cache_ttl_ms": "60s"}, "meta.cache_ttl_ms is not an integer"),
+        ({}, "meta is not"),
+        ({"cache_ttl_ms": 1, "items": []}, "meta is not"),
+        ({"other": 1}, "meta is not"),
+        ([1], "meta is not"),
+        ({"items": {}}, "meta.items is not a list"),
+        ({"items": [None] * 100_001}, "meta.items is not a list of at most 100000"),
+        ({"items": [5]}, "entry is not null"),
+        ({"items": [{"cache_ttl_ms": 1, "error": {}}]}, "entry is not null"),
+        ({"items": [{"error": "boom"}]}, "error is not {'type'"),
+        ({"items": [{"error": {"type": "T"}}]}, "error is not {'type'"),
+        ({"items": [{"error": {"type": 1, "message": "m"}}]}, "type or message over"),
+        ({"items": [{"error": {"type": "T", "message": "m" * 5000}}]}, "type or message over 200/4096"),
+    ],
+)
+def test_malformed_or_huge_response_metadata_is_a_violation(meta: object, why: str) -> None:
+    body = json.dumps({"id": 1, "ok": True, "result": None, "meta": meta}).encode()
+    with pytest.raises(ProtocolViolation, match=re.escape(why)):
+        parse_frame(body, 1)
+
+
+def test_an_error_reply_may_not_carry_response_metadata() -> None:
+    with pytest.raises(ProtocolViolation, match="an error reply with response metadata"):
+        parse_frame(b'{"id":1,"ok":false,"error":{"kind":"exception"},"meta":{"cache_ttl_ms":1}}', 1)

@@ -9,6 +9,7 @@ import pytest
 
 from synapse_nb.errors import ManifestError
 from synapse_nb.manifest import load_manifest, parse_manifest
+from synapse_nb.manifest.model import CircuitPolicy
 from synapse_nb.semver import SemVer
 
 SPEC_EXAMPLE = (
@@ -247,3 +248,44 @@ def test_python_object_tags_are_refused_by_the_safe_loader() -> None:
 def test_missing_manifest_names_the_fix(tmp_path: Path) -> None:
     with pytest.raises(ManifestError, match=r"no manifest\.yaml here; is this a plugin folder"):
         load_manifest(tmp_path)
+
+
+def test_execution_policies_are_read_with_their_defaults() -> None:
+    plain = parse_manifest(SPEC_EXAMPLE).execution
+    assert (plain.idempotent, plain.circuit) == (False, CircuitPolicy())
+    text = SPEC_EXAMPLE.replace(
+        "    timeout: 1500ms  \n",
+        "    timeout: 1500ms\n    idempotent: true\n"
+        "    circuit: {failures: 3, window: 10, failure_rate: 0.3, reset: 1m}\n",
+    )
+    execution = parse_manifest(text).execution
+    assert execution.idempotent is True
+    assert execution.circuit == CircuitPolicy(failures=3, window=10, failure_rate=0.3, reset_ms=60_000)
+
+
+@pytest.mark.parametrize(
+    ("lines", "expected"),
+    [
+        ("    idempotent: yes please\n", "/spec/execution/idempotent: expected true or false, got a string"),
+        ("    circuit: {failures: 0}\n", "/spec/execution/circuit/failures: 0 is less than the minimum of 1"),
+        ("    circuit: {failure_rate: 0}\n", "/spec/execution/circuit/failure_rate: 0 is less than or equal to"),
+        ("    circuit: {failure_rate: 1.5}\n", "/spec/execution/circuit/failure_rate: 1.5 is greater than"),
+        ("    circuit: {reset: soon}\n", "/spec/execution/circuit/reset: 'soon' is not a duration"),
+        ("    circuit: {reset: 0s}\n", "/spec/execution/circuit/reset: '0s' must be more than 0 and at most 24h"),
+        ("    circuit: {reset: 99999999999999999999999999999h}\n", "must be more than 0 and at most 24h"),
+        ("    circuit: {resett: 1s}\n", "unknown key 'resett' (did you mean 'reset'?)"),
+    ],
+)
+def test_execution_policy_mistakes_are_located(lines: str, expected: str) -> None:
+    found = problems_of(SPEC_EXAMPLE.replace("    timeout: 1500ms  \n", "    timeout: 1500ms\n" + lines))
+    assert any(expected in p and LOCATED.search(p) for p in found), found
+
+
+def test_a_cache_ttl_over_30_days_is_refused_where_it_is_written() -> None:
+    found = problems_of(SPEC_EXAMPLE + "  cache: {ttl: 721h}\n")
+    assert any("/spec/cache/ttl: '721h' is longer than the longest cache TTL, 30 days" in p for p in found), found
+
+
+def test_a_duration_too_large_for_a_float_is_a_located_error_not_a_crash() -> None:
+    found = problems_of(SPEC_EXAMPLE.replace("1500ms", "9" * 400 + "s"))
+    assert any("/spec/execution/timeout" in p and "must be more than 0 and at most 24h" in p for p in found), found

@@ -161,3 +161,51 @@ def test_the_sdk_imports_only_the_standard_library() -> None:
 
 def test_importlib_finds_the_sdk_module() -> None:
     assert importlib.util.find_spec("synapse_nb.sdk") is not None
+
+
+RESPONDING = """
+from synapse_nb.sdk import BaseHandler, ItemError
+
+class A(BaseHandler):
+    def answer(self, d):
+        return {'result': {'words': len(d['text']), 'upper': d['text'].upper()}}
+
+    def execute(self, d):
+        return self.respond(self.answer(d), cache_ttl=d['text'] if d['text'].endswith('s') else 0)
+
+    def execute_batch(self, items):
+        return [ItemError(f"empty {i}") if not d['text'] else self.respond(self.answer(d), cache_ttl=1.5)
+                for i, d in enumerate(items)]
+"""
+
+
+def test_respond_sets_the_response_ttl_in_process_too(make_plugin: MakePlugin) -> None:
+    with debug_load(make_plugin(handler=RESPONDING)) as plugin:
+        invocation = plugin.invoke({"text": "90s"})
+        assert invocation.result == {"result": {"words": 3, "upper": "90S"}}  # validated without the metadata
+        assert (invocation.meta["cache"], invocation.meta["cache_ttl_ms"]) == ("miss", 90_000)
+        assert plugin.invoke({"text": "90s"}).meta["cache"] == "hit"
+        results = plugin.run_batch([{"text": "a"}, {"text": ""}], return_exceptions=True)
+        assert results[0] == {"result": {"words": 1, "upper": "A"}}
+        assert isinstance(results[1], PluginFailed)
+        assert "ItemError: empty 1" in str(results[1])
+        with pytest.raises(PluginFailed, match=r"respond\(\): cache_ttl='xs' is not a duration"):
+            plugin.run({"text": "xs"})
+
+
+@pytest.mark.parametrize("ttl", ["-1s", "1d", -5, float("nan"), float("inf"), True, 31 * 24 * 3600, "9" * 400 + "s"])
+def test_respond_refuses_a_ttl_it_cannot_honour(ttl: object) -> None:
+    from synapse_nb.sdk import BaseHandler
+
+    with pytest.raises(ValueError, match=r"respond\(\): cache_ttl"):
+        BaseHandler().respond({}, cache_ttl=ttl)  # type: ignore[arg-type]
+
+
+def test_respond_accepts_durations_and_seconds() -> None:
+    from synapse_nb.sdk import BaseHandler
+
+    handler = BaseHandler()
+    assert [handler.respond(1, cache_ttl=t).cache_ttl_ms for t in ("1m30s", 2, 0.25, 0, "720h")] == [
+        90_000, 2000, 250, 0, 720 * 3_600_000,
+    ]  # fmt: skip
+    assert handler.respond(1).cache_ttl_ms is None

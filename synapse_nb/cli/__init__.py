@@ -27,6 +27,7 @@ GROUPS: dict[str, str] = {
     "env": "built dependency environments: list, garbage-collect",
     "kernel": "Jupyter kernels with synapse_nb preloaded",
     "registry": "plugin registries: serve one, list, add, log in",
+    "event": "events: deliver one to the plugins subscribed to its topic",
 }
 COMMANDS: list[str] = [
     "plugin_init",
@@ -49,6 +50,7 @@ COMMANDS: list[str] = [
     "plugin_install",
     "registry",
     "serve",  # top level: registers on the command parser itself
+    "event",
 ]
 
 

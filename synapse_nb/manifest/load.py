@@ -15,12 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ManifestError, Problem
+from ..sdk import MAX_CACHE_TTL_MS
 from ..semver import SemVer
 from ..units import parse_duration_ms
 from ..yamlpos import LocatedDocument, YamlProblems, json_pointer, load_located_yaml
 from .model import (
     BatchPolicy,
     CachePolicy,
+    CircuitPolicy,
     Execution,
     Interface,
     Manifest,
@@ -151,6 +153,14 @@ def _describe_type(expected: Any) -> str:
     return names.get(expected, str(expected))
 
 
+def _duration(text: str) -> float:
+    """Milliseconds of a duration that matched the schema's pattern (infinite when its number overflows)."""
+    try:
+        return parse_duration_ms(text)
+    except (ValueError, OverflowError):
+        return float("inf")
+
+
 def _semantic_problems(doc: LocatedDocument) -> list[Problem]:
     """Checks JSON Schema cannot express, each located."""
     data = doc.data
@@ -159,12 +169,15 @@ def _semantic_problems(doc: LocatedDocument) -> list[Problem]:
     execution = spec.get("execution", {})
     timeout = execution.get("timeout")
     if isinstance(timeout, str):
-        try:
-            ms = parse_duration_ms(timeout)
-        except ValueError:
-            ms = None
-        if ms is not None and not 0 < ms <= MAX_TIMEOUT_MS:
+        ms = _duration(timeout)
+        if not 0 < ms <= MAX_TIMEOUT_MS:
             problems.append(doc.problem("/spec/execution/timeout", f"{timeout!r} must be more than 0 and at most 24h"))
+    reset = execution.get("circuit", {}).get("reset")
+    if isinstance(reset, str) and not 0 < _duration(reset) <= MAX_TIMEOUT_MS:
+        problems.append(doc.problem("/spec/execution/circuit/reset", f"{reset!r} must be more than 0 and at most 24h"))
+    ttl = spec.get("cache", {}).get("ttl")
+    if isinstance(ttl, str) and _duration(ttl) > MAX_CACHE_TTL_MS:
+        problems.append(doc.problem("/spec/cache/ttl", f"{ttl!r} is longer than the longest cache TTL, 30 days (720h)"))
     if execution.get("trigger") == "event" and not spec.get("events", {}).get("topics"):
         problems.append(
             doc.problem(
@@ -193,6 +206,16 @@ def _semantic_problems(doc: LocatedDocument) -> list[Problem]:
     return problems
 
 
+def _circuit(section: dict[str, Any]) -> CircuitPolicy:
+    reset = section.get("reset")
+    return CircuitPolicy(
+        failures=section.get("failures"),
+        window=section.get("window"),
+        failure_rate=section.get("failure_rate"),
+        reset_ms=parse_duration_ms(reset) if reset is not None else None,
+    )
+
+
 def _build(data: dict[str, Any]) -> Manifest:
     meta = data["metadata"]
     spec = data["spec"]
@@ -209,6 +232,8 @@ def _build(data: dict[str, Any]) -> Manifest:
             trigger=ex.get("trigger", "sync"),
             timeout_ms=parse_duration_ms(ex["timeout"]) if "timeout" in ex else Execution().timeout_ms,
             entrypoint=ex.get("entrypoint"),
+            idempotent=ex.get("idempotent", False),
+            circuit=_circuit(ex.get("circuit", {})),
         ),
         interfaces=tuple(
             Interface(type=i["type"], protocol=i["protocol"], endpoints=dict(i["endpoints"]))

@@ -14,6 +14,7 @@ __all__ = [
     "DEFAULT_TIMEOUT_MS",
     "BatchPolicy",
     "CachePolicy",
+    "CircuitPolicy",
     "Execution",
     "Interface",
     "Manifest",
@@ -51,10 +52,22 @@ class RuntimeRequirement:
 
 
 @dataclass(frozen=True)
+class CircuitPolicy:
+    """``spec.execution.circuit``: what the plugin sets of its circuit breaker (None: the host's default)."""
+
+    failures: int | None = None  # open after this many consecutive failures
+    window: int | None = None  # ... or when failure_rate of the last `window` calls failed
+    failure_rate: float | None = None
+    reset_ms: int | None = None  # how long it stays open before one probe call is let through
+
+
+@dataclass(frozen=True)
 class Execution:
     trigger: Trigger = "sync"
     timeout_ms: int = DEFAULT_TIMEOUT_MS
     entrypoint: str | None = None
+    idempotent: bool = False  # safe to retry on a crash or a timeout
+    circuit: CircuitPolicy = field(default_factory=CircuitPolicy)
 
     @property
     def timeout(self) -> str:
@@ -107,6 +120,8 @@ class BatchPolicy:
 
 @dataclass(frozen=True)
 class CachePolicy:
+    """``spec.cache``: the TTL of a response whose handler does not set one (0: cache only those that do)."""
+
     ttl_ms: int
 
 

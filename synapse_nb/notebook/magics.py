@@ -173,9 +173,10 @@ class SynapseMagics(Magics):
     def synapse(self, line: str) -> Any:
         """Run, benchmark, test, inspect and manage plugins::
 
-        %synapse run NAME EXPR                run one input; returns the result and shows the I/O debugger
+        %synapse run NAME EXPR [--no-cache] [--idempotency-key K]   one input; the result and the I/O debugger
+        %synapse emit TOPIC EXPR              deliver an event to the plugins subscribed to TOPIC
         %synapse bench NAME EXPR [--batch-sizes 1,8,64] [--concurrency 1] [--repeat N] [--warmup N]
-        %synapse status                       every plugin: stage, version, calls, errors, p50
+        %synapse status                       every plugin: stage, calls, errors, p50, cache hit rate, circuit
         %synapse validate NAME | sign NAME | verify NAME | inspect NAME | logs NAME
         %synapse test NAME [-k KEYWORD]       the plugin's tests/, run by pytest inside its jail
         %synapse teardown NAME|--all          run teardown() and save the state
@@ -200,6 +201,7 @@ class SynapseMagics(Magics):
     def _handlers(self) -> dict[str, Any]:
         return {
             "run": self._run,
+            "emit": self._emit,
             "bench": self._bench,
             "status": lambda _rest: self.session.manager.status(),
             "validate": self._validate,
@@ -240,19 +242,39 @@ class SynapseMagics(Magics):
     def _run(self, rest: str) -> Any:
         from .widgets import IODebugger
 
-        name, expr, _options = name_and_expr(rest, "run", set())
+        name, expr, options = name_and_expr(rest, "run", {"no-cache", "idempotency-key"})
         plugin = self.session.plugin(name)
         payload = self._eval(expr, f"%synapse run {name}")
         note = self.session.failure_note(name)
         if note:
             print(f"synapse: {plugin.name} {plugin.version} answered; {note}")
+        key = _text(options, "idempotency-key")
+        if "idempotency-key" in options and key is None:
+            raise UsageError("%synapse run: --idempotency-key needs a value (a string of your choice)")
         debugger = IODebugger(plugin)
         try:
-            result = plugin.run(payload)
+            invocation = plugin.invoke(payload, cache=not options.get("no-cache"), idempotency_key=key)
         finally:
             debugger.refresh()
             display(debugger)
-        return result
+        served = [f"{k}: {invocation.meta[k]}" for k in ("cache", "idempotency") if k in invocation.meta]
+        if invocation.meta.get("cache") == "hit" or invocation.meta.get("idempotency") == "replayed":
+            print(f"synapse: {plugin.name} answered without running ({', '.join(served)})")
+        return invocation.result
+
+    def _emit(self, rest: str) -> Any:
+        """``%synapse emit TOPIC EXPR``: deliver to this notebook's event plugins subscribed to TOPIC."""
+        topic, _, expr = rest.strip().partition(" ")
+        if not topic:
+            raise UsageError(f"%synapse emit: the topic is missing; usage: %synapse {COMMANDS['emit']}")
+        payload = self._eval(expr, f"%synapse emit {topic}")
+        deliveries = self.session.manager.emit(topic, payload)
+        if not deliveries:
+            print(f"synapse: no plugin with trigger: event in this notebook subscribes to {topic!r}")
+        for delivery in deliveries:
+            outcome = "ok" if delivery.ok else f"FAILED: {delivery.error}"
+            print(f"synapse: {escape_terminal(delivery.plugin)}: {escape_terminal(outcome)}")
+        return deliveries
 
     def _bench(self, rest: str) -> Any:
         from ..benchmark import run_benchmark

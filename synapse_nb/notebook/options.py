@@ -15,13 +15,14 @@ from ..errors import UsageError
 __all__ = ["COMMANDS", "USAGE", "VALUE_OPTIONS", "ints", "name_and_expr", "split_options"]
 
 # %synapse subcommand options that take a value; the rest of the line is the EXPR.
-VALUE_OPTIONS = {"batch-sizes", "concurrency", "repeat", "warmup", "timeout", "category", "registry"}
+VALUE_OPTIONS = {"batch-sizes", "concurrency", "repeat", "warmup", "timeout", "category", "registry", "idempotency-key"}
 
 # sub-command -> one line of usage (the order is the help's order)
 COMMANDS: dict[str, str] = {
-    "run": "run NAME EXPR                 run one input; returns the result and shows the I/O debugger",
+    "run": "run NAME EXPR [--no-cache] [--idempotency-key K]   run one input; the result and the I/O debugger",
+    "emit": "emit TOPIC EXPR               deliver an event to this notebook's plugins subscribed to TOPIC",
     "bench": "bench NAME EXPR [--batch-sizes 1,8,64] [--concurrency 1] [--repeat N] [--warmup N]   a DataFrame",
-    "status": "status                        every plugin of this notebook: stage, version, calls, errors, p50",
+    "status": "status                        every plugin: stage, version, calls, errors, p50, cache hit rate, circuit",
     "validate": "validate NAME                 static checks of the folder (nothing is run)",
     "sign": "sign NAME                     sign with your developer key",
     "verify": "verify NAME                   check the signature; names the secrets the plugin asks for",

@@ -4,9 +4,11 @@ The plugin runs in the same process as the guest runtime, so it can write anythi
 invalid UTF-8, a frame that is not an object, a forged reply for a call that has not been answered yet. The host
 therefore parses every frame against the protocol and accepts only what the guest runtime could have sent:
 
-* a **reply** ``{"id": N, "ok": true, "ms": .., "result": .., "state"?: {..}, "stdout"?: "..", "stderr"?: ".."}``
-  or ``{"id": N, "ok": false, "error": {"kind": "..", ...}, ...}`` whose ``id`` is exactly the id of the request
-  the host is waiting for (the start reply has id 0 and carries ``class``, ``setup_ms`` and ``pid``);
+* a **reply** ``{"id": N, "ok": true, "ms": .., "result": .., "state"?: {..}, "meta"?: {..}, "stdout"?: "..",
+  "stderr"?: ".."}`` (``meta``: the handler's response metadata, checked by :func:`check_meta`; the reply's
+  result then arrives as a :class:`ResultWithMeta`) or ``{"id": N, "ok": false, "error": {"kind": "..", ...},
+  ...}`` whose ``id`` is exactly the id of the request the host is waiting for (the start reply has id 0 and
+  carries ``class``, ``setup_ms`` and ``pid``);
 * a **session request** ``{"op": "session", "id": "sN", "action": "get|set|delete", "key": "..", ...}`` in the
   middle of a call.
 
@@ -26,6 +28,7 @@ from typing import Any
 
 from .. import jsonsafe
 from ..errors import ValidationError
+from ..sdk import MAX_CACHE_TTL_MS
 from .protocol import FrameBuffer, FrameTooLarge, frame
 
 __all__ = [
@@ -35,7 +38,9 @@ __all__ = [
     "FrameTooLarge",
     "ProtocolViolation",
     "Reply",
+    "ResultWithMeta",
     "SessionRequest",
+    "check_meta",
     "parse_frame",
 ]
 
@@ -44,12 +49,25 @@ MAX_SESSION_KEY = 1024
 MAX_FRAME_DEPTH = jsonsafe.MAX_DEPTH + 2
 _PLAIN_REPLY_KEYS = frozenset({"id", "ok", "ms", "result", "state"})  # more: logs, an error or the start reply
 _MAX_MS = 1e12
-_REPLY_KEYS = frozenset({"id", "ok", "ms", "result", "state", "stdout", "stderr", "error", "class", "setup_ms", "pid"})
+_REPLY_KEYS = frozenset(
+    {"id", "ok", "ms", "result", "state", "meta", "stdout", "stderr", "error", "class", "setup_ms", "pid"}
+)
+# Response metadata (see synapse_nb.sdk.BaseHandler.respond and ItemError): its only fields and their bounds.
+MAX_META_ITEMS = 100_000
+MAX_ITEM_ERROR_CHARS = 4096
 _SESSION_KEYS = frozenset({"op", "id", "action", "key", "value", "ttl"})
 _ERROR_STRINGS = (
     "kind", "message", "type", "location", "pointer", "schema", "code", "traceback", "exc_type", "limit_name",
 )  # fmt: skip
 _ERROR_INTS = ("size", "limit", "errno")
+
+
+@dataclass(frozen=True)
+class ResultWithMeta:
+    """A reply's result together with the handler's response metadata (``meta``), as the reply carried them."""
+
+    result: Any
+    meta: dict[str, Any]
 
 
 class ProtocolViolation(Exception):
@@ -127,6 +145,42 @@ def _check_error(error: Any) -> dict[str, Any]:
     return error
 
 
+def _check_ttl(value: Any, what: str) -> None:
+    if type(value) is not int or not 0 <= value <= MAX_CACHE_TTL_MS:
+        raise ProtocolViolation(f"{what} is not an integer from 0 to {MAX_CACHE_TTL_MS} (30 days)")
+
+
+def check_meta(meta: Any) -> dict[str, Any]:
+    """Response metadata as the guest runtime sends it: ``{"cache_ttl_ms": N}`` for a call, or
+    ``{"items": [null | {"cache_ttl_ms": N} | {"error": {"type": "..", "message": ".."}}, ...]}`` for a batch;
+    anything else (another field, a type, a TTL out of range, an oversized message) is a violation."""
+    if type(meta) is not dict or not meta or not set(meta) <= {"cache_ttl_ms", "items"} or len(meta) != 1:
+        raise ProtocolViolation("meta is not {'cache_ttl_ms': N} or {'items': [...]}")
+    if "cache_ttl_ms" in meta:
+        _check_ttl(meta["cache_ttl_ms"], "meta.cache_ttl_ms")
+        return meta
+    items = meta["items"]
+    if type(items) is not list or len(items) > MAX_META_ITEMS:
+        raise ProtocolViolation(f"meta.items is not a list of at most {MAX_META_ITEMS} entries")
+    for item in items:
+        if item is None:
+            continue
+        if type(item) is not dict or len(item) != 1 or not set(item) <= {"cache_ttl_ms", "error"}:
+            raise ProtocolViolation("a meta.items entry is not null, {'cache_ttl_ms': N} or {'error': {...}}")
+        if "cache_ttl_ms" in item:
+            _check_ttl(item["cache_ttl_ms"], "meta.items[].cache_ttl_ms")
+            continue
+        error = item["error"]
+        if type(error) is not dict or set(error) != {"type", "message"}:
+            raise ProtocolViolation("a meta.items[].error is not {'type': .., 'message': ..}")
+        kind, message = error["type"], error["message"]
+        if type(kind) is not str or type(message) is not str or len(kind) > 200 or len(message) > MAX_ITEM_ERROR_CHARS:
+            raise ProtocolViolation(
+                f"a meta.items[].error holds a type or message over 200/{MAX_ITEM_ERROR_CHARS} chars"
+            )
+    return meta
+
+
 def _session(msg: dict[str, Any]) -> SessionRequest:
     if not set(msg) <= _SESSION_KEYS or msg.get("op") != "session":
         raise ProtocolViolation(f"unknown operation {str(msg.get('op'))[:40]!r} from the guest")
@@ -172,8 +226,13 @@ def parse_frame(body: bytes, expected_id: int) -> Reply | SessionRequest:
         pid = msg.get("pid", 0)
         if type(pid) is not int:
             raise ProtocolViolation("pid is not an integer")
+        result = msg.get("result")
+        if "meta" in msg:  # the handler's response metadata travels beside its result
+            if not ok:
+                raise ProtocolViolation("an error reply with response metadata")
+            result = ResultWithMeta(result, check_meta(msg["meta"]))
         return Reply(
-            rid, ok, msg.get("result"), ms, state, _string(msg.get("stdout", ""), "stdout"),
+            rid, ok, result, ms, state, _string(msg.get("stdout", ""), "stdout"),
             _string(msg.get("stderr", ""), "stderr"), None if ok else _check_error(msg.get("error")),
             _string(msg.get("class", ""), "class"), _number(msg.get("setup_ms", 0.0), "setup_ms"), pid,
         )  # fmt: skip

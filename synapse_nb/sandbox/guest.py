@@ -20,7 +20,7 @@ import sys
 import time
 
 from ..errors import SynapseError, ValidationError
-from ..runtime import HandlerHost, describe_exception
+from ..runtime import HandlerHost, describe_exception, split_response
 from ..sdk import Context
 from .protocol import HEADER, ChannelClosed, FrameReader
 
@@ -212,8 +212,17 @@ class Guest:
         self.last_state = encoded
         return b',"state":' + encoded
 
-    def _success_head(self, rid: Any, result: Any, started: float) -> bytes:
+    def _success_head(self, rid: Any, result: Any, started: float, batch: bool | None = None) -> bytes:
+        """``batch`` is None for a reply that is not a call's (no response metadata), else whether it is one."""
         ms = (time.perf_counter() - started) * 1000
+        meta = b""
+        if batch is not None:
+            try:
+                result, fields = split_response(result, batch=batch)
+                if fields is not None:
+                    meta = b',"meta":' + _dumps(fields).encode()
+            except BaseException as exc:  # an ItemError returned from execute, a forged Response
+                return self._error_head(rid, self._describe(exc))
         try:
             encoded = _dumps(result).encode()
         except (TypeError, ValueError, RecursionError) as exc:
@@ -228,7 +237,8 @@ class Guest:
             message = f"self.state is not a JSON-serialisable dict: {exc}"
             return self._error_head(rid, {"kind": "state_not_json", "message": message})
         rid_json = str(rid).encode() if type(rid) is int else _dumps(rid).encode()
-        return b'{"id":' + rid_json + b',"ok":true,"ms":' + f"{ms:.3f}".encode() + state + b',"result":' + encoded
+        head = b'{"id":' + rid_json + b',"ok":true,"ms":' + f"{ms:.3f}".encode() + state + meta
+        return head + b',"result":' + encoded
 
     # -- operations ------------------------------------------------------------------------------------------
     def start(self, msg: dict[str, Any]) -> None:
@@ -273,7 +283,7 @@ class Guest:
             sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__
         self._send(head + self._logs() + b"}")
 
-    def _run(self, rid: Any, fn: Any) -> None:
+    def _run(self, rid: Any, fn: Any, batch: bool | None = None) -> None:
         started = time.perf_counter()
         sys.stdout, sys.stderr = self.out, self.err
         try:
@@ -282,7 +292,7 @@ class Guest:
             except BaseException as exc:
                 head = self._error_head(rid, self._describe(exc))
             else:
-                head = self._success_head(rid, result, started)
+                head = self._success_head(rid, result, started, batch)
         finally:
             sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__
             self._reap()
@@ -353,10 +363,10 @@ class Guest:
             endpoint = msg.get("endpoint")
             if op == "call":
                 payload = msg["payload"]
-                self._run(rid, lambda: host.call(payload, endpoint=endpoint, prevalidated=True))  # noqa: B023
+                self._run(rid, lambda: host.call(payload, endpoint=endpoint, prevalidated=True), False)  # noqa: B023
             elif op == "batch":
                 items = msg["items"]
-                self._run(rid, lambda: host.call_batch(items, endpoint=endpoint, prevalidated=True))  # noqa: B023
+                self._run(rid, lambda: host.call_batch(items, endpoint=endpoint, prevalidated=True), True)  # noqa: B023
             elif op == "state":
                 self._send(b'{"id":' + _dumps(rid).encode() + b',"ok":true,"state":' + self.last_state + b"}")
             elif op == "test" and self.mode == "test":

@@ -9,6 +9,7 @@ from ..errors import RegistryError, ResourceLimitExceeded
 
 __all__ = [
     "MAX_VALUE_BYTES",
+    "KeyValue",
     "SessionNamespace",
     "SessionQuota",
     "StateStore",
@@ -62,7 +63,36 @@ def quota_error(namespace: str, quota: SessionQuota, *, keys: int, size: int) ->
     return None
 
 
-class StateStore(Protocol):
+class KeyValue(Protocol):
+    """Small records with a TTL that execution policies keep (idempotency records, circuit states, cached
+    responses): text values, TTLs in milliseconds, and the two atomic writes the policies build on."""
+
+    #: True for a server several kernels and hosts share (Redis, Memcached): the response cache and the circuit
+    #: breakers are kept there as well, not only in each process.
+    shared: bool
+
+    def kv_get(self, key: str) -> str | None:
+        """The value of ``key`` (None when missing or expired)."""
+        ...
+
+    def kv_set(self, key: str, value: str, ttl_ms: int) -> None:
+        """Set ``key`` for ``ttl_ms`` milliseconds."""
+        ...
+
+    def kv_add(self, key: str, value: str, ttl_ms: int) -> bool:
+        """Set ``key`` only if it is absent (or expired): True when this call set it (SET NX)."""
+        ...
+
+    def kv_cas(self, key: str, expected: str | None, value: str, ttl_ms: int) -> bool:
+        """Set ``key`` to ``value`` only if it still holds ``expected`` (None: absent); True when it did."""
+        ...
+
+    def kv_delete(self, key: str) -> None:
+        """Remove ``key``."""
+        ...
+
+
+class StateStore(KeyValue, Protocol):
     """Persistent plugin state, session data and the highest version run, keyed by ``name@publisher``."""
 
     url: str

@@ -30,6 +30,10 @@ class Checkpointer:
         self.plugin = plugin
         self.version = version
         self.on_error = on_error
+        # The state the store holds from us (or held when the plugin started): an unchanged state is not written
+        # again, so that a process that only read it (a replayed idempotency key, a cache hit) cannot overwrite
+        # what another process saved meanwhile.
+        self.last: dict[str, Any] | None = None
         self.pending: dict[str, Any] | None = None
         self.last_error: StateStoreError | None = None
         self._lock = threading.Lock()
@@ -41,6 +45,8 @@ class Checkpointer:
 
     def save(self, state: dict[str, Any]) -> bool:
         with self._lock:
+            if self.pending is None and self.last is not None and state == self.last:
+                return True
             try:
                 self.store.save_state(self.plugin, self.version, state)
             except StateStoreError as exc:
@@ -51,6 +57,7 @@ class Checkpointer:
                 return False
             self.pending = None
             self.last_error = None
+            self.last = dict(state)
             return True
 
     def flush(self) -> None:

@@ -44,6 +44,18 @@ redis.call('HSET', KEYS[3], ARGV[1], string.len(ARGV[2]))
 return {0, 0}
 """
 
+# KEYS: the key. ARGV: expected value ('' with ARGV[4] == '0': absent), new value, ttl ms, expected-present flag.
+_CAS = """
+local current = redis.call('GET', KEYS[1])
+if ARGV[4] == '1' then
+  if current ~= ARGV[1] then return 0 end
+elseif current then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+return 1
+"""
+
 __all__ = ["RedisStore"]
 
 
@@ -57,6 +69,8 @@ def _redact(url: str) -> str:
 class RedisStore:
     """State and session data in Redis."""
 
+    shared = True  # cached responses and circuit states are shared by every kernel using this Redis
+
     def __init__(self, url: str, *, prefix: str = "synapse") -> None:
         try:
             import redis
@@ -67,6 +81,7 @@ class RedisStore:
         self._errors = (redis.RedisError, OSError)
         self._client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2, health_check_interval=30)
         self._script = self._client.register_script(_SET_WITH_QUOTA)
+        self._cas = self._client.register_script(_CAS)
 
     def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
         try:
@@ -129,6 +144,28 @@ class RedisStore:
         pipe.zrem(f"{self.prefix}:sessidx:{namespace}", key)
         pipe.hdel(f"{self.prefix}:sessize:{namespace}", key)
         self._call("writing the session", pipe.execute)
+
+    # -- policy records (KeyValue) -----------------------------------------------------------------------------
+    def _kv(self, key: str) -> str:
+        return f"{self.prefix}:kv:{key}"
+
+    def kv_get(self, key: str) -> str | None:
+        raw = self._call("reading a policy record", self._client.get, self._kv(key))
+        return None if raw is None else raw.decode() if isinstance(raw, bytes) else str(raw)
+
+    def kv_set(self, key: str, value: str, ttl_ms: int) -> None:
+        self._call("writing a policy record", self._client.set, self._kv(key), value, px=max(1, ttl_ms))
+
+    def kv_add(self, key: str, value: str, ttl_ms: int) -> bool:
+        done = self._call("writing a policy record", self._client.set, self._kv(key), value, px=max(1, ttl_ms), nx=True)
+        return bool(done)
+
+    def kv_cas(self, key: str, expected: str | None, value: str, ttl_ms: int) -> bool:
+        argv = [expected or "", value, max(1, ttl_ms), "0" if expected is None else "1"]
+        return bool(self._call("writing a policy record", self._cas, keys=[self._kv(key)], args=argv))
+
+    def kv_delete(self, key: str) -> None:
+        self._call("deleting a policy record", self._client.delete, self._kv(key))
 
     def close(self) -> None:
         self._client.close()

@@ -6,10 +6,12 @@ cannot both squeeze under the limit.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,11 @@ from ..semver import SemVer
 from .base import SessionQuota, StateStoreError, encode_value, quota_error
 
 __all__ = ["SQLiteStore"]
+
+_KV_UPSERT = (
+    "INSERT INTO kv (key, value, expires) VALUES (?, ?, ?) "
+    "ON CONFLICT(key) DO UPDATE SET value = excluded.value, expires = excluded.expires"
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS plugin_state (
@@ -36,11 +43,18 @@ CREATE TABLE IF NOT EXISTS plugin_versions (
     plugin  TEXT PRIMARY KEY,
     highest TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS kv (
+    key     TEXT PRIMARY KEY,
+    value   TEXT NOT NULL,
+    expires REAL NOT NULL
+);
 """
 
 
 class SQLiteStore:
     """State and session data in ``path`` (created on first use; several processes may share it)."""
+
+    shared = False  # one host: idempotency records live here; cached responses and circuits stay per process
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -107,29 +121,35 @@ class SQLiteStore:
             ttl = quota.default_ttl_s
         now = time.time()
         expires = now + ttl if ttl is not None else None
+        with self._immediate():
+            # expired rows are dropped lazily, a few at a time
+            self._db.execute(
+                "DELETE FROM session WHERE rowid IN (SELECT rowid FROM session WHERE expires <= ? LIMIT 100)",
+                (now,),
+            )
+            if quota is not None:
+                keys, size = self._db.execute(
+                    "SELECT count(*), coalesce(sum(length(value)), 0) FROM session "
+                    "WHERE namespace = ? AND key != ? AND (expires IS NULL OR expires > ?)",
+                    (namespace, key, now),
+                ).fetchone()
+                error = quota_error(namespace, quota, keys=keys + 1, size=size + len(text))
+                if error is not None:
+                    raise error
+            self._db.execute(
+                "INSERT INTO session (namespace, key, value, expires) VALUES (?, ?, ?, ?) ON CONFLICT"
+                "(namespace, key) DO UPDATE SET value = excluded.value, expires = excluded.expires",
+                (namespace, key, text, expires),
+            )
+
+    @contextlib.contextmanager
+    def _immediate(self) -> Iterator[None]:
+        """One ``BEGIN IMMEDIATE`` transaction under the lock: committed, or rolled back on any error."""
         with self._lock:
             try:
                 self._db.execute("BEGIN IMMEDIATE")
                 try:
-                    # expired rows are dropped lazily, a few at a time
-                    self._db.execute(
-                        "DELETE FROM session WHERE rowid IN (SELECT rowid FROM session WHERE expires <= ? LIMIT 100)",
-                        (now,),
-                    )
-                    if quota is not None:
-                        keys, size = self._db.execute(
-                            "SELECT count(*), coalesce(sum(length(value)), 0) FROM session "
-                            "WHERE namespace = ? AND key != ? AND (expires IS NULL OR expires > ?)",
-                            (namespace, key, now),
-                        ).fetchone()
-                        error = quota_error(namespace, quota, keys=keys + 1, size=size + len(text))
-                        if error is not None:
-                            raise error
-                    self._db.execute(
-                        "INSERT INTO session (namespace, key, value, expires) VALUES (?, ?, ?, ?) ON CONFLICT"
-                        "(namespace, key) DO UPDATE SET value = excluded.value, expires = excluded.expires",
-                        (namespace, key, text, expires),
-                    )
+                    yield
                 except BaseException:
                     self._db.execute("ROLLBACK")
                     raise
@@ -139,6 +159,48 @@ class SQLiteStore:
 
     def session_delete(self, namespace: str, key: str) -> None:
         self._run("DELETE FROM session WHERE namespace = ? AND key = ?", (namespace, key))
+
+    # -- policy records (KeyValue): expiry in wall-clock seconds, so that processes agree ------------------------
+    def kv_get(self, key: str) -> str | None:
+        rows = self._run("SELECT value FROM kv WHERE key = ? AND expires > ?", (key, time.time()))
+        return str(rows[0][0]) if rows else None
+
+    def kv_set(self, key: str, value: str, ttl_ms: int) -> None:
+        self._run(_KV_UPSERT, (key, value, time.time() + ttl_ms / 1000))
+
+    def _transaction(self, key: str, write: Any) -> bool:
+        """Run ``write(current_value_or_None, now)`` in one ``BEGIN IMMEDIATE`` transaction; its verdict."""
+        with self._immediate():
+            now = time.time()
+            self._db.execute(
+                "DELETE FROM kv WHERE rowid IN (SELECT rowid FROM kv WHERE expires <= ? LIMIT 100)", (now,)
+            )  # expired records are dropped lazily, a few at a time
+            row = self._db.execute("SELECT value FROM kv WHERE key = ? AND expires > ?", (key, now)).fetchone()
+            return bool(write(None if row is None else str(row[0]), now))
+
+    def _write(self, key: str, value: str, expires: float) -> None:
+        self._db.execute(_KV_UPSERT, (key, value, expires))
+
+    def kv_add(self, key: str, value: str, ttl_ms: int) -> bool:
+        def write(current: str | None, now: float) -> bool:
+            if current is not None:
+                return False
+            self._write(key, value, now + ttl_ms / 1000)
+            return True
+
+        return self._transaction(key, write)
+
+    def kv_cas(self, key: str, expected: str | None, value: str, ttl_ms: int) -> bool:
+        def write(current: str | None, now: float) -> bool:
+            if current != expected:
+                return False
+            self._write(key, value, now + ttl_ms / 1000)
+            return True
+
+        return self._transaction(key, write)
+
+    def kv_delete(self, key: str) -> None:
+        self._run("DELETE FROM kv WHERE key = ?", (key,))
 
     def close(self) -> None:
         with self._lock:

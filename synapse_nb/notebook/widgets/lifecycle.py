@@ -18,8 +18,8 @@ LABELS = {"DISCOVERED": "Discovery", "VALIDATED": "Validation", "ACTIVATING": "A
 
 
 class LifecycleWidget(MimeWidget):
-    """Stage, timings, failure reason, isolation level, signer, calls and the secrets it asks for, of one
-    plugin; updated on every event."""
+    """Stage, timings, failure reason, isolation level, signer, calls, the secrets it asks for, its circuit
+    breaker and its response cache's hit rate, of one plugin; updated on every event."""
 
     stage = Unicode("").tag(sync=True)
     activity = Unicode("").tag(sync=True)
@@ -32,6 +32,9 @@ class LifecycleWidget(MimeWidget):
     errors = Int(0).tag(sync=True)
     secrets = List(Unicode()).tag(sync=True)
     secrets_refused = List(Unicode()).tag(sync=True)
+    circuit = Unicode("").tag(sync=True)  # closed | open | half-open
+    circuit_detail = Unicode("").tag(sync=True)  # why it opened, when the next probe is let through
+    cache_hit_rate = Float(-1.0).tag(sync=True)  # -1: no lookup yet (or caching off)
 
     def __init__(self, manager: PluginManager, name: str, *, note: str = "", **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -46,7 +49,9 @@ class LifecycleWidget(MimeWidget):
         self._unsubscribe = manager.subscribe(self._on_event)
 
     def _apply(self, event: LifecycleEvent) -> None:
-        if event.previous is not None and event.previous is not event.stage:
+        if event.kind == "circuit":
+            self.circuit_detail = event.detail if event.circuit != "closed" else ""
+        elif event.previous is not None and event.previous is not event.stage:
             self.timings[event.previous.value] = event.duration_ms
 
     def _on_event(self, event: LifecycleEvent) -> None:
@@ -73,6 +78,9 @@ class LifecycleWidget(MimeWidget):
             self.secrets = list(record.folder.manifest.secrets)
         if plugin is not None:
             self.secrets_refused = list(plugin.activation.secrets_refused)
+            self.circuit = plugin.policies.circuit.state
+            rate = plugin.policies.cache.hit_rate
+            self.cache_hit_rate = -1.0 if rate is None else rate
         self.refresh()
 
     def close(self) -> None:
@@ -89,7 +97,13 @@ class LifecycleWidget(MimeWidget):
         if self.activation_ms:
             parts.append(f"activated in {self.activation_ms:.1f} ms")
         parts.append(f"calls {self.calls}" + (f" ({self.errors} failed)" if self.errors else ""))
+        if self.circuit:
+            parts.append(f"circuit {self.circuit}")
+        if self.cache_hit_rate >= 0:
+            parts.append(f"cache hit rate {self.cache_hit_rate:.0%}")
         text = ", ".join(parts)
+        if self.circuit_detail and self.circuit != "closed":
+            text += f"\nCIRCUIT {self.circuit.upper()}: {self.circuit_detail}"
         if self.secrets:
             text += f"\nsecrets asked for: {', '.join(self.secrets)}" + (
                 f" (not allowed, not passed: {', '.join(self.secrets_refused)})" if self.secrets_refused else ""
@@ -115,10 +129,15 @@ class LifecycleWidget(MimeWidget):
             pills.append('<span class="stage failed">FAILED</span>')
         rows = [f"<b>{esc(self.plugin_name)}</b> {esc(self.version)} {' '.join(pills)}"]
         calls = f"{self.calls}" + (f" ({self.errors} failed)" if self.errors else "")
+        css = "err" if self.circuit != "closed" else ""
+        circuit = f' &nbsp; circuit: <span class="{css}">{esc(self.circuit)}</span>'
+        hits = f" &nbsp; cache hit rate: {self.cache_hit_rate:.0%}" if self.cache_hit_rate >= 0 else ""
         rows.append(
             f"isolation: <b>{esc(self.isolation or '-')}</b> &nbsp; signer: {esc(self.signer or '-')}"
-            f" &nbsp; calls: {calls}"
+            f" &nbsp; calls: {calls}" + (circuit if self.circuit else "") + hits
         )
+        if self.circuit_detail and self.circuit != "closed":
+            rows.append(f'<span class="err">circuit {esc(self.circuit)}: {esc(self.circuit_detail)}</span>')
         if self.secrets:
             refused = (
                 f" (not allowed, not passed: {esc(', '.join(self.secrets_refused))})" if self.secrets_refused else ""
@@ -147,4 +166,7 @@ class LifecycleWidget(MimeWidget):
             "errors": self.errors,
             "secrets": list(self.secrets),
             "secrets_refused": list(self.secrets_refused),
+            "circuit": self.circuit,
+            "circuit_detail": self.circuit_detail,
+            "cache_hit_rate": None if self.cache_hit_rate < 0 else self.cache_hit_rate,
         }
