@@ -21,7 +21,6 @@ from .errors import PluginFailed, ResourceLimitExceeded, SynapseError
 from .invocation import Execution
 from .payloads import check_result_json
 from .runtime import HandlerHost, describe_exception, split_response
-from .sandbox.channel import ResultWithMeta
 from .sandbox.pool import WorkerSlot, release_slot
 from .sandbox.worker import CallResult, StartInfo, Worker
 from .sdk import Context
@@ -35,12 +34,9 @@ IN_PROCESS = "in-process (unsandboxed)"
 
 
 def _execution(call: CallResult, started: StartInfo | None) -> Execution:
-    result, meta = call.result, None
-    if type(result) is ResultWithMeta:  # the reply carried the handler's response metadata beside the result
-        result, meta = result.result, result.meta
     return Execution(
-        result=result,
-        meta=meta,
+        result=call.result,
+        meta=call.meta,
         handler_ms=call.handler_ms,
         queue_ms=call.queue_ms,
         total_ms=call.total_ms,

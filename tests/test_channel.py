@@ -18,7 +18,6 @@ from synapse_nb.sandbox.channel import (
     ChannelLate,
     ProtocolViolation,
     Reply,
-    ResultWithMeta,
     SessionRequest,
     parse_frame,
 )
@@ -119,12 +118,13 @@ def test_the_channel_reads_under_a_deadline_and_notices_a_hang_up() -> None:
 def test_response_metadata_arrives_beside_the_result() -> None:
     reply = parse_frame(b'{"id":2,"ok":true,"ms":1,"meta":{"cache_ttl_ms":60000},"result":{"x":1}}', 2)
     assert isinstance(reply, Reply)
-    assert reply.result == ResultWithMeta({"x": 1}, {"cache_ttl_ms": 60000})
+    assert (reply.result, reply.meta) == ({"x": 1}, {"cache_ttl_ms": 60000})
     items = b'{"items":[null,{"cache_ttl_ms":0},{"error":{"type":"ItemError","message":"m"}}]}'
     reply = parse_frame(b'{"id":2,"ok":true,"meta":' + items + b',"result":[1,2,null]}', 2)
     assert isinstance(reply, Reply)
-    assert isinstance(reply.result, ResultWithMeta)
-    assert reply.result.meta["items"][2] == {"error": {"type": "ItemError", "message": "m"}}
+    assert reply.result == [1, 2, None]
+    assert reply.meta is not None
+    assert reply.meta["items"][2] == {"error": {"type": "ItemError", "message": "m"}}
 
 
 @pytest.mark.parametrize(

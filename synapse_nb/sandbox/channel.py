@@ -5,10 +5,9 @@ invalid UTF-8, a frame that is not an object, a forged reply for a call that has
 therefore parses every frame against the protocol and accepts only what the guest runtime could have sent:
 
 * a **reply** ``{"id": N, "ok": true, "ms": .., "result": .., "state"?: {..}, "meta"?: {..}, "stdout"?: "..",
-  "stderr"?: ".."}`` (``meta``: the handler's response metadata, checked by :func:`check_meta`; the reply's
-  result then arrives as a :class:`ResultWithMeta`) or ``{"id": N, "ok": false, "error": {"kind": "..", ...},
-  ...}`` whose ``id`` is exactly the id of the request the host is waiting for (the start reply has id 0 and
-  carries ``class``, ``setup_ms`` and ``pid``);
+  "stderr"?: ".."}`` (``meta``: the handler's response metadata, checked by :func:`check_meta`) or
+  ``{"id": N, "ok": false, "error": {"kind": "..", ...}, ...}`` whose ``id`` is exactly the id of the request the
+  host is waiting for (the start reply has id 0 and carries ``class``, ``setup_ms`` and ``pid``);
 * a **session request** ``{"op": "session", "id": "sN", "action": "get|set|delete", "key": "..", ...}`` in the
   middle of a call.
 
@@ -38,7 +37,6 @@ __all__ = [
     "FrameTooLarge",
     "ProtocolViolation",
     "Reply",
-    "ResultWithMeta",
     "SessionRequest",
     "check_meta",
     "parse_frame",
@@ -60,14 +58,6 @@ _ERROR_STRINGS = (
     "kind", "message", "type", "location", "pointer", "schema", "code", "traceback", "exc_type", "limit_name",
 )  # fmt: skip
 _ERROR_INTS = ("size", "limit", "errno")
-
-
-@dataclass(frozen=True)
-class ResultWithMeta:
-    """A reply's result together with the handler's response metadata (``meta``), as the reply carried them."""
-
-    result: Any
-    meta: dict[str, Any]
 
 
 class ProtocolViolation(Exception):
@@ -97,6 +87,7 @@ class Reply:
     handler_class: str = ""
     setup_ms: float = 0.0
     pid: int = 0
+    meta: dict[str, Any] | None = None  # the handler's response metadata (see check_meta)
 
     def to_dict(self) -> dict[str, Any]:
         """The reply in the shape :func:`~.diagnosis.reply_error` reads."""
@@ -226,15 +217,15 @@ def parse_frame(body: bytes, expected_id: int) -> Reply | SessionRequest:
         pid = msg.get("pid", 0)
         if type(pid) is not int:
             raise ProtocolViolation("pid is not an integer")
-        result = msg.get("result")
+        meta = None
         if "meta" in msg:  # the handler's response metadata travels beside its result
             if not ok:
                 raise ProtocolViolation("an error reply with response metadata")
-            result = ResultWithMeta(result, check_meta(msg["meta"]))
+            meta = check_meta(msg["meta"])
         return Reply(
-            rid, ok, result, ms, state, _string(msg.get("stdout", ""), "stdout"),
+            rid, ok, msg.get("result"), ms, state, _string(msg.get("stdout", ""), "stdout"),
             _string(msg.get("stderr", ""), "stderr"), None if ok else _check_error(msg.get("error")),
-            _string(msg.get("class", ""), "class"), _number(msg.get("setup_ms", 0.0), "setup_ms"), pid,
+            _string(msg.get("class", ""), "class"), _number(msg.get("setup_ms", 0.0), "setup_ms"), pid, meta,
         )  # fmt: skip
     return Reply(rid, ok, msg.get("result"), ms, state)
 

@@ -151,6 +151,7 @@ class CallResult:
     stderr: str = ""
     state: dict[str, Any] | None = None
     order: int = 0  # replies are numbered as they arrive: the later state is the newer checkpoint
+    meta: dict[str, Any] | None = None  # the handler's response metadata (cache TTL, per-item errors)
 
 
 _ORDER = itertools.count(1)
@@ -796,6 +797,7 @@ class Worker:
             stderr=reply.stderr,
             state=reply.state,
             order=next(_ORDER),
+            meta=reply.meta,
         )
 
     def _timeout_error(self, timeout: int) -> PluginTimeout:
