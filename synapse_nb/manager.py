@@ -181,6 +181,9 @@ class PluginManager:
         self._observers: list[Callable[[LifecycleEvent], None]] = []
         self._lock = threading.RLock()
         _managers.add(self)
+        from .eventlog import attach  # lifecycle and calls -> $SYNAPSE_HOME/events.db (JupyterLab's live view)
+
+        attach(self)
 
     # -- observation -------------------------------------------------------------------------------------------
     def subscribe(self, callback: Callable[[LifecycleEvent], None]) -> Callable[[], None]:
