@@ -1,0 +1,161 @@
+"""What the plugin panel's buttons do: validate, sign, verify, test and run one plugin folder.
+
+Every action answers in the shape of the CLI's ``--json`` output (``{"ok": true, "result": ..., "meta": ...}``
+or ``{"ok": false, "error": {"code", "exit_code", "message", ...}}``), so the one-line error the panel shows
+is the CLI's. The trust boundary is the CLI's too:
+
+- ``validate`` is static (handler.py is compiled, never imported);
+- ``test`` runs ``synapse-cli plugin test PATH --json`` in a subprocess: the plugin's tests run where the CLI
+  runs them (inside the jail), never in the server process;
+- ``run`` activates the plugin through a :class:`~synapse_nb.manager.PluginManager` of the server: a warm
+  worker in the sandbox, host-side validation of the payload and the result;
+- ``sign`` is the only action that writes under the server root (``synapse.sig.json``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from ..errors import EXIT_CODE_NAMES, SynapseError
+
+__all__ = ["Runner", "run_test", "sign", "validate", "verify"]
+
+
+def failure(error: SynapseError, **meta: Any) -> dict[str, Any]:
+    """The CLI's ``--json`` failure object for ``error``."""
+    return {"ok": False, "error": error.to_json(), "meta": meta}
+
+
+def success(result: Any, **meta: Any) -> dict[str, Any]:
+    return {"ok": True, "result": result, "meta": meta}
+
+
+def validate(folder: Path, shown: str) -> dict[str, Any]:
+    """Static validation of the whole folder (never imports handler.py)."""
+    from ..anatomy import validate_folder
+
+    try:
+        checked = validate_folder(folder, check_import=False, display=shown)
+    except SynapseError as exc:
+        return failure(exc)
+    result = checked.to_json()
+    result["path"] = shown
+    return success(result)
+
+
+def sign(folder: Path) -> dict[str, Any]:
+    """Sign with the developer key (created on first use): writes ``synapse.sig.json`` into the folder."""
+    from ..signing import sign_folder
+
+    try:
+        signed = sign_folder(folder)
+    except SynapseError as exc:
+        return failure(exc)
+    return success(
+        {
+            "plugin": signed.plugin,
+            "version": signed.version,
+            "signer": signed.signer_subject,
+            "fingerprint": signed.signer_fingerprint,
+            "files": signed.file_count,
+            "digest": signed.digest,
+        }
+    )
+
+
+def verify(folder: Path) -> dict[str, Any]:
+    from ..signing import verify_folder
+
+    try:
+        verification = verify_folder(folder)
+    except SynapseError as exc:
+        return failure(exc)
+    return success(verification.to_json())
+
+
+async def run_test(folder: Path, *, timeout_s: float) -> dict[str, Any]:
+    """``synapse-cli plugin test PATH --json`` in a subprocess (the plugin's tests run jailed, not here)."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "synapse_nb",
+        "plugin",
+        "test",
+        str(folder),
+        "--json",
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+    )
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout_s)
+    except asyncio.TimeoutError:
+        proc.kill()
+        await proc.wait()
+        message = f"plugin test took over {timeout_s:g} s (test_timeout); stopped"
+        return {"ok": False, "error": {"code": "timeout", "exit_code": 5, "message": message}}
+    lines = [line for line in out.decode("utf-8", "replace").splitlines() if line.startswith("{")]
+    code = proc.returncode if proc.returncode is not None else 1
+    try:
+        report: dict[str, Any] = json.loads(lines[-1])
+    except (IndexError, ValueError):
+        tail = err.decode("utf-8", "replace").strip().splitlines()[-1:] or [f"exit status {code}"]
+        name = EXIT_CODE_NAMES.get(code, "internal")
+        return {"ok": False, "error": {"code": name, "exit_code": code, "message": f"plugin test: {tail[0]}"}}
+    report.setdefault("meta", {})["exit_code"] = code
+    return report
+
+
+class Runner:
+    """The server's own plugin manager: warm sandboxed workers for "Try it", replaced when a folder changes."""
+
+    def __init__(self) -> None:
+        self._manager: Any = None
+        self._loaded: dict[Path, tuple[str, tuple[Any, ...]]] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def manager(self) -> Any:
+        if self._manager is None:
+            from ..manager import PluginManager
+
+            self._manager = PluginManager()
+        return self._manager
+
+    def run(self, folder: Path, fingerprint: tuple[Any, ...], payload: Any, endpoint: str | None) -> dict[str, Any]:
+        """One sandboxed call: activate (or reuse) the folder's worker, validate, run, validate the result."""
+        try:
+            name = self._activate(folder, fingerprint)
+            invocation = self.manager.invoke(name, payload, endpoint=endpoint)
+        except SynapseError as exc:
+            return failure(exc, plugin=exc.plugin or folder.name)
+        meta = {k: v for k, v in invocation.meta.items() if k not in ("stdout", "stderr")}
+        meta["stdout"] = str(invocation.meta.get("stdout", ""))[-4000:]
+        meta["stderr"] = str(invocation.meta.get("stderr", ""))[-4000:]
+        return success(invocation.result, **meta)
+
+    def _activate(self, folder: Path, fingerprint: tuple[Any, ...]) -> str:
+        manager = self.manager
+        with self._lock:
+            known = self._loaded.get(folder)
+            if known is not None:
+                name, seen = known
+                record = manager.plugins.get(name)
+                if seen == fingerprint and record is not None and record.plugin is not None:
+                    return str(name)
+                if record is not None and record.plugin is not None:
+                    manager.teardown(name)  # the folder changed since activation: run what is there now
+            plugin = manager.load(folder)
+            self._loaded[folder] = (plugin.name, fingerprint)
+            return str(plugin.name)
+
+    def close(self) -> None:
+        if self._manager is not None:
+            self._manager.teardown_all()
