@@ -124,11 +124,17 @@ def _remember(plugin: Any, frame: pd.DataFrame) -> None:
 
     manifest = getattr(plugin, "manifest", None)
     source = getattr(plugin, "source", None)
-    record_benchmark(  # queued: the writer thread writes it and counts its own failures
-        str(getattr(plugin, "name", "")),
-        str(manifest.version) if manifest is not None else "",
-        [{str(k): v for k, v in row.items()} for row in frame.to_dict(orient="records")],
+    # Who was measured travels with the frame (the notebook widget compares it with earlier versions).
+    frame.attrs.update(
+        plugin=str(getattr(plugin, "name", "")),
+        version=str(manifest.version) if manifest is not None else "",
         isolation=str(getattr(plugin, "isolation", "")),
+    )
+    record_benchmark(  # queued: the writer thread writes it and counts its own failures
+        frame.attrs["plugin"],
+        frame.attrs["version"],
+        [{str(k): v for k, v in row.items()} for row in frame.to_dict(orient="records")],
+        isolation=frame.attrs["isolation"],
         path=str(source.resolve()) if source is not None else "",
         config=getattr(plugin, "config", None),
     )

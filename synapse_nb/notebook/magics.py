@@ -258,7 +258,7 @@ class SynapseMagics(Magics):
         handlers = {
             "run": self._run,
             "bench": self._bench,
-            "status": lambda _rest: self.session.manager.status(),
+            "status": lambda _rest: _tidy(self.session.manager.status()),
             "validate": self._validate,
             "sign": self._sign,
             "verify": self._verify,
@@ -323,8 +323,9 @@ class SynapseMagics(Magics):
             repeat=ints("repeat", "20")[0],
             warmup=ints("warmup", "3")[0],
         )
-        display(BenchmarkWidget(frame, title=f"{plugin.name} {plugin.manifest.version} ({plugin.isolation})"))
-        return frame
+        widget = BenchmarkWidget(frame, title=f"{plugin.name} {plugin.manifest.version} ({plugin.isolation})")
+        display(widget)
+        return widget.result()  # the same DataFrame, not shown a second time by this cell
 
     def _folder(self, name: str) -> Path:
         return self.session.plugin(name).source
@@ -421,6 +422,13 @@ class SynapseMagics(Magics):
             plugin.keep_history(32)
         display(LifecycleWidget(self.session.manager, plugin.name))
         return plugin
+
+
+def _tidy(frame: Any) -> Any:
+    """The DataFrame with rounded, NaN-free reprs (widgets/frames.py; imported on use: it needs pandas)."""
+    from .widgets.frames import tidy
+
+    return tidy(frame)
 
 
 def custom_exception_handler(magics: SynapseMagics) -> Any:

@@ -20,6 +20,8 @@ LABELS = {"DISCOVERED": "Discovery", "VALIDATED": "Validation", "ACTIVATING": "A
 class LifecycleWidget(MimeWidget):
     """Stage, timings, failure reason, isolation level and signer of one plugin; updated on every event."""
 
+    kind = "lifecycle"
+
     stage = Unicode("").tag(sync=True)
     activity = Unicode("").tag(sync=True)
     isolation = Unicode("").tag(sync=True)
@@ -115,4 +117,5 @@ class LifecycleWidget(MimeWidget):
             "failure": self.failure,
             "activation_ms": self.activation_ms,
             "timings_ms": self.timings,
+            "note": self.note,
         }
