@@ -113,7 +113,7 @@ def test_a_tidy_frame_keeps_its_data_and_prints_for_reading() -> None:
 
 
 def test_a_benchmark_left_unassigned_is_shown_once(shell: InteractiveShell) -> None:
-    assert shell.run_cell("%%synapse_plugin echo --example '{\"text\": \"hi\"}'\n" + ECHO).success
+    assert shell.run_cell('%%synapse_plugin echo --example \'{"text": "hi"}\'\n' + ECHO).success
     plugin = session(shell).plugin("echo")
     shell.run_cell('%synapse run echo {"text": "mine"}')
     calls_before = len(plugin.history)
@@ -133,7 +133,7 @@ def test_a_benchmark_left_unassigned_is_shown_once(shell: InteractiveShell) -> N
 
 def test_a_new_version_is_benchmarked_against_the_previous_one(shell: InteractiveShell) -> None:
     def define(version: str) -> str:
-        return f"%%synapse_plugin echo --version {version} --example '{{\"text\": \"hi\"}}'\n" + ECHO
+        return f'%%synapse_plugin echo --version {version} --example \'{{"text": "hi"}}\'\n' + ECHO
 
     assert shell.run_cell(define("1.0.0")).success
     shell.run_cell('%synapse bench echo {"text": "x"} --batch-sizes 1,2 --repeat 3')
@@ -148,7 +148,7 @@ def test_a_new_version_is_benchmarked_against_the_previous_one(shell: Interactiv
 
 
 def test_status_is_rounded_without_nan(shell: InteractiveShell) -> None:
-    shell.run_cell("%%synapse_plugin echo --example '{\"text\": \"hi\"}'\n" + ECHO)
+    shell.run_cell('%%synapse_plugin echo --example \'{"text": "hi"}\'\n' + ECHO)
     shell.run_cell("%%synapse_plugin other\n" + ECHO)  # no --example: never called, no latency yet
     shell.run_cell('%synapse run echo {"text": "x"}')
     with capture_output() as cap:
