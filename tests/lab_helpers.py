@@ -72,6 +72,7 @@ class Lab:
         synapse: bool = True,
         extra_args: list[str] | None = None,
         app: str = "lab",
+        jupyter_path: Path | None = None,
     ) -> None:
         self.root = root
         self.home = home
@@ -81,6 +82,7 @@ class Lab:
         self.synapse = synapse
         self.extra_args = extra_args or []
         self.app = app
+        self.jupyter_path = jupyter_path
         self.proc: subprocess.Popen[bytes] | None = None
         self.started_in_s = 0.0
 
@@ -97,7 +99,14 @@ class Lab:
         env["JUPYTER_RUNTIME_DIR"] = str(jupyter / "runtime")
         env["JUPYTER_CONFIG_DIR"] = str(jupyter / "config")
         env["IPYTHONDIR"] = str(jupyter / "ipython")
+        if self.jupyter_path is not None:
+            env["JUPYTER_PATH"] = str(self.jupyter_path)  # e.g. where the "Python 3 (Synapse)" kernelspec is
         env.pop("JUPYTER_TOKEN", None)
+        # No news, update checks or announcements: the machine has no network and the popups cover the page.
+        labconfig = jupyter / "config" / "labconfig"
+        labconfig.mkdir(parents=True, exist_ok=True)
+        disabled = {"@jupyterlab/apputils-extension:announcements": True}
+        (labconfig / "page_config.json").write_text(json.dumps({"disabledExtensions": disabled}))
         return env
 
     def argv(self) -> list[str]:
@@ -111,8 +120,8 @@ class Lab:
             f"--IdentityProvider.token={self.token}",
             f"--ServerApp.root_dir={self.root}",
             "--ServerApp.disable_check_xsrf=False",
-            "--LabApp.news_url=None",
             "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+            "--LabApp.expose_app_in_browser=True",  # window.jupyterapp: the test drives commands
             "--LanguageServerManager.autodetect=False",
         ]
         if os.getuid() == 0:

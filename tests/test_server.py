@@ -350,3 +350,15 @@ def test_run_and_test_go_through_the_sandbox_and_nothing_else_is_written(fetch: 
     _, detail = fetch("GET", "plugin?scope=workspace&path=plugins/echo")
     errors = [c["data"].get("error") for c in detail["history"]["calls"]]
     assert errors == ["invalid", None]  # newest first: the server's own manager logs its calls too
+
+
+def test_jupyter_checkpoints_never_make_a_plugin_look_tampered(fetch: Fetch, root: Path) -> None:
+    from synapse_nb.signing import take_snapshot
+
+    checkpoints = root / "plugins" / "echo" / ".ipynb_checkpoints"
+    checkpoints.mkdir()
+    (checkpoints / "manifest-checkpoint.yaml").write_text("written by JupyterLab when the manifest was opened\n")
+    _, verified = fetch("POST", "actions/verify", {"path": "plugins/echo"})
+    assert verified["ok"] is True, verified
+    snapshot = take_snapshot(root / "plugins" / "echo")
+    assert not (snapshot.path / ".ipynb_checkpoints").exists()  # left out: it never reaches a worker

@@ -199,8 +199,6 @@ class Workspace:
         are read from manifest.yaml alone and ``checked`` is false), so a long list shows at once and the full
         listing that follows fills in validity and signatures.
         """
-        from ..signing import TrustStore
-
         t0 = time.perf_counter()
         found: list[tuple[str, Path]] = []
         notes: list[str] = []
@@ -226,6 +224,8 @@ class Workspace:
             cached = self._cache.get(folder)
             if cached is None or cached.fingerprint != fingerprint:
                 if trust is None:
+                    from ..signing import TrustStore
+
                     trust = TrustStore.load()
                 cached = _Cached(fingerprint, self._summarise(scope, folder, trust))
                 with self._lock:
