@@ -5,8 +5,8 @@ The file set is what gets signed and what a worker runs: every regular file in t
 file. Bytecode (``__pycache__/``, ``*.pyc``, ``*.pyo``) is dropped, never listed: workers run with bytecode
 writing off from a snapshot that holds no bytecode, so unsigned bytecode can never be loaded. So are Jupyter's
 checkpoint folders (``.ipynb_checkpoints/``, written next to a file when JupyterLab opens it): editing a
-manifest in JupyterLab must not make its plugin look tampered, and what is left out never reaches a worker. Anything that
-could make two readers disagree about the folder is refused: symlinks, special files, names that are not
+manifest in JupyterLab must not make its plugin look tampered, and what is left out never reaches a worker.
+Anything that could make two readers disagree about the folder is refused: symlinks, special files, names that are not
 NFC-normalised UTF-8, backslashes, control characters, and names that collide case-insensitively.
 
 A :class:`Snapshot` is a content-addressed copy under ``SYNAPSE_HOME/cache/plugins/<digest>`` made by hashing

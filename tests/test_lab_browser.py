@@ -133,9 +133,7 @@ class Browser:
     def open(self, path: str) -> str:
         """Open ``path`` and return the selector of its widget once it is the current one."""
         self.command("docmanager:open", {"path": path})
-        self.page.wait_for_function(
-            "(path) => window.jupyterapp.shell.currentWidget?.context?.path === path", arg=path
-        )
+        self.page.wait_for_function("(path) => window.jupyterapp.shell.currentWidget?.context?.path === path", arg=path)
         return self.current()
 
     def open_lab(self) -> None:
@@ -201,7 +199,8 @@ def test_01_the_sidebar_lists_the_workspace_plugins(browser: Browser, lab: Lab) 
     assert rows.count() == MANY + 2
     assert page.locator('.synapse-PluginRow[data-plugin="echo"]').get_attribute("data-stage") == "READY"
     assert page.locator('.synapse-PluginRow[data-plugin="broken"]').get_attribute("data-stage") == "INVALID"
-    assert "missing required key" in page.locator(".synapse-PluginRow[data-plugin=\"broken\"] .synapse-PluginRow-error").inner_text()
+    error = page.locator('.synapse-PluginRow[data-plugin="broken"] .synapse-PluginRow-error').inner_text()
+    assert "missing required key" in error
     page.fill(".synapse-Search", "p19")
     assert page.locator(".synapse-PluginRow").count() == 10  # p190..p199
     page.select_option(".synapse-Filter", "invalid")
@@ -239,7 +238,8 @@ def test_02_a_cell_in_a_kernel_turns_the_badge_active(browser: Browser, lab: Lab
     seen_at = page.evaluate("() => window.__synapseActiveAt")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("SYNAPSE_HOME", str(lab.home))
-        active = next(e for e in eventlog.EventLog().since(0, limit=100_000) if e.stage == "ACTIVE" and e.plugin == "echo")
+        rows = eventlog.EventLog().since(0, limit=100_000)
+    active = next(e for e in rows if e.stage == "ACTIVE" and e.plugin == "echo")
     latency_ms = seen_at - active.ts * 1000
     assert active.source == "kernel"
     title = page.locator(f"{badge} .synapse-Badge").get_attribute("title")
