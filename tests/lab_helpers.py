@@ -126,8 +126,8 @@ class Lab:
         ]
         if os.getuid() == 0:
             argv.append("--allow-root")
-        if not self.synapse:
-            argv.append("--ServerApp.jpserver_extensions={'synapse_nb.server': False}")
+        if not self.synapse:  # the same JupyterLab without our server extension (start-up overhead baseline)
+            argv += ["--ServerApp.jpserver_extensions", "synapse_nb.server=False"]
         return argv + self.extra_args
 
     def start(self, timeout: float = 60.0) -> Lab:
@@ -191,3 +191,38 @@ def launch_chromium(playwright: Any, profile: Path) -> Any:
         args=CHROMIUM_ARGS,
         viewport={"width": 1400, "height": 900},
     )
+
+
+def notebook(cells: list[str], kernel: str = "python3", display: str = "Python 3 (ipykernel)") -> str:
+    """An nbformat 4 notebook (JSON text) with these code cells and kernelspec."""
+    return json.dumps(
+        {
+            "cells": [
+                {"cell_type": "code", "execution_count": None, "id": f"c{i}", "metadata": {}, "outputs": [],
+                 "source": source}
+                for i, source in enumerate(cells)
+            ],
+            "metadata": {"kernelspec": {"name": kernel, "display_name": display, "language": "python"}},
+            "nbformat": 4,
+            "nbformat_minor": 5,
+        }
+    )  # fmt: skip
+
+
+def make_many(folder: Path, count: int) -> list[Path]:
+    """``count`` signed copies of the python template (p000, p001...) under ``folder``, signed with the
+    developer key of the current SYNAPSE_HOME."""
+    from synapse_nb.scaffold import create_plugin
+    from synapse_nb.signing import sign_folder
+
+    first = create_plugin("p000", template="python", directory=folder / "p000")
+    sign_folder(first)
+    made = [first]
+    for i in range(1, count):
+        target = folder / f"p{i:03d}"
+        shutil.copytree(first, target)
+        manifest = target / "manifest.yaml"
+        manifest.write_text(manifest.read_text().replace("name: p000", f"name: p{i:03d}"))
+        sign_folder(target)
+        made.append(target)
+    return made

@@ -21,13 +21,17 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..anatomy import validate_folder
 from ..errors import InvalidError, SignatureError, SynapseError, UsageError
-from ..manifest import MANIFEST_FILE, Manifest, load_manifest, parse_manifest
 from ..paths import synapse_home
-from ..schemas import INPUT_SCHEMA, OUTPUT_SCHEMA, SCHEMA_DIR
+
+if TYPE_CHECKING:
+    from ..manifest import Manifest
+
+# manifest.MANIFEST_FILE: the manifest, YAML and schema machinery is imported on the first request, not while
+# jupyter_server starts (the extension must not slow JupyterLab's start).
+MANIFEST_FILE = "manifest.yaml"
 
 __all__ = ["SCOPES", "DiscoveryLimits", "Refused", "Workspace", "manifest_diagnostics"]
 
@@ -128,6 +132,8 @@ def _problem_json(problem: Any) -> dict[str, Any]:
 
 def manifest_diagnostics(text: str, *, file: str = MANIFEST_FILE) -> list[dict[str, Any]]:
     """Every located problem of manifest text (line, col, pointer, message, did-you-mean ``hint``)."""
+    from ..manifest import parse_manifest
+
     try:
         parse_manifest(text, file=file)
     except InvalidError as exc:
@@ -262,6 +268,8 @@ class Workspace:
         return summary
 
     def _summarise(self, scope: str, folder: Path, trust: Any) -> dict[str, Any]:
+        from ..anatomy import validate_folder
+        from ..manifest import load_manifest
         from ..signing import verify_folder
 
         rel = self.relative(scope, folder)
@@ -316,6 +324,9 @@ class Workspace:
 
     def _detail(self, folder: Path) -> dict[str, Any]:
         import json
+
+        from ..manifest import load_manifest
+        from ..schemas import INPUT_SCHEMA, OUTPUT_SCHEMA, SCHEMA_DIR
 
         detail: dict[str, Any] = {"manifest": None, "schemas": {}, "permissions": None, "secrets": []}
         detail["requirements"] = []
