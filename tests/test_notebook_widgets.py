@@ -3,23 +3,19 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import pytest
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 
 from synapse_nb import eventlog
-from synapse_nb.notebook.magics import SynapseMagics
 from synapse_nb.notebook.widgets import MIME, BenchmarkWidget, SchemaWidget
 from synapse_nb.notebook.widgets.base import number
 from synapse_nb.notebook.widgets.bench import figure
 from synapse_nb.notebook.widgets.frames import tidy
 
-from .sandbox_helpers import require_nsjail
+from .test_notebook import magics
 
 ECHO = """
 from synapse.sdk import BaseHandler
@@ -39,21 +35,8 @@ ROWS = [
 ]  # fmt: skip
 
 
-@pytest.fixture
-def shell(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[InteractiveShell]:
-    require_nsjail()
-    monkeypatch.chdir(tmp_path)
-    ip = InteractiveShell.instance()
-    ip.extension_manager.load_extension("synapse_nb")
-    try:
-        yield ip
-    finally:
-        ip.extension_manager.unload_extension("synapse_nb")
-        InteractiveShell.clear_instance()
-
-
 def session(ip: InteractiveShell) -> Any:
-    return next(m for m in ip.magics_manager.registry.values() if isinstance(m, SynapseMagics)).session
+    return magics(ip).session
 
 
 def test_every_widget_output_carries_its_state_for_jupyterlab() -> None:

@@ -24,7 +24,7 @@ from typing import Any
 
 from ..errors import EXIT_CODE_NAMES, SynapseError
 
-__all__ = ["Runner", "run_test", "sign", "validate", "verify"]
+__all__ = ["Runner", "cli_json", "run_test", "sign", "validate", "verify"]
 
 
 def failure(error: SynapseError, **meta: Any) -> dict[str, Any]:
@@ -79,28 +79,24 @@ def verify(folder: Path) -> dict[str, Any]:
     return success(verification.to_json())
 
 
-async def run_test(folder: Path, *, timeout_s: float) -> dict[str, Any]:
-    """``synapse-cli plugin test PATH --json`` in a subprocess (the plugin's tests run jailed, not here)."""
+async def cli_json(command: list[str], *, timeout_s: float, what: str, timeout_code: str = "timeout") -> dict[str, Any]:
+    """``synapse-cli COMMAND... --json`` in a subprocess: its JSON object, or a one-line failure in that shape.
+
+    ``what`` names the command in messages; ``timeout_code`` is the error code when it takes over ``timeout_s``.
+    """
     proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "synapse_nb",
-        "plugin",
-        "test",
-        str(folder),
-        "--json",
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
-    )
+        sys.executable, "-m", "synapse_nb", *command,
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},  # never leave bytecode in a plugin folder
+    )  # fmt: skip
     try:
         out, err = await asyncio.wait_for(proc.communicate(), timeout_s)
     except asyncio.TimeoutError:
         proc.kill()
         await proc.wait()
-        message = f"plugin test took over {timeout_s:g} s (test_timeout); stopped"
-        return {"ok": False, "error": {"code": "timeout", "exit_code": 5, "message": message}}
+        code = 5 if timeout_code == "timeout" else 9
+        message = f"{what} took over {timeout_s:g} s; stopped"
+        return {"ok": False, "error": {"code": timeout_code, "exit_code": code, "message": message}}
     lines = [line for line in out.decode("utf-8", "replace").splitlines() if line.startswith("{")]
     code = proc.returncode if proc.returncode is not None else 1
     try:
@@ -108,9 +104,14 @@ async def run_test(folder: Path, *, timeout_s: float) -> dict[str, Any]:
     except (IndexError, ValueError):
         tail = err.decode("utf-8", "replace").strip().splitlines()[-1:] or [f"exit status {code}"]
         name = EXIT_CODE_NAMES.get(code, "internal")
-        return {"ok": False, "error": {"code": name, "exit_code": code, "message": f"plugin test: {tail[0]}"}}
+        return {"ok": False, "error": {"code": name, "exit_code": code, "message": f"{what}: {tail[0]}"}}
     report.setdefault("meta", {})["exit_code"] = code
     return report
+
+
+async def run_test(folder: Path, *, timeout_s: float) -> dict[str, Any]:
+    """``synapse-cli plugin test PATH --json`` in a subprocess (the plugin's tests run jailed, not here)."""
+    return await cli_json(["plugin", "test", str(folder), "--json"], timeout_s=timeout_s, what="plugin test")
 
 
 class Runner:

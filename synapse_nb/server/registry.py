@@ -8,10 +8,7 @@ clear "not available" error (HTTP 501) instead of pretending.
 
 from __future__ import annotations
 
-import asyncio
 import importlib.util
-import json
-import sys
 from typing import Any
 
 __all__ = ["available", "install", "search"]
@@ -28,23 +25,10 @@ def available() -> bool:
 
 
 async def _cli(command: str, *args: str, timeout_s: float) -> dict[str, Any]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "synapse_nb", "plugin", command, "--json", *args,
-        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), timeout_s)
-    except asyncio.TimeoutError:
-        proc.kill()
-        await proc.wait()
-        return {"ok": False, "error": {"code": "registry", "exit_code": 9, "message": f"no answer in {timeout_s:g} s"}}
-    lines = [line for line in out.decode("utf-8", "replace").splitlines() if line.startswith("{")]
-    try:
-        report: dict[str, Any] = json.loads(lines[-1])
-    except (IndexError, ValueError):
-        tail = err.decode("utf-8", "replace").strip().splitlines()[-1:] or [f"exit status {proc.returncode}"]
-        return {"ok": False, "error": {"code": "registry", "exit_code": 9, "message": tail[0]}}
-    return report
+    from .actions import cli_json
+
+    return await cli_json(["plugin", command, "--json", *args], timeout_s=timeout_s, what=f"plugin {command}",
+                          timeout_code="registry")  # fmt: skip
 
 
 async def search(query: str, category: str | None, *, timeout_s: float = 60.0) -> dict[str, Any]:
