@@ -22,9 +22,11 @@ $(STAMP): pyproject.toml | $(VENV)/bin/python system-deps
 LABEXT_SRC := $(wildcard labextension/src/*.ts labextension/src/*.tsx labextension/style/*) \
 	labextension/package.json labextension/yarn.lock labextension/tsconfig.json
 LABEXT := $(VENV)/share/jupyter/labextensions/synapse-nb/.built
+LABEXT_BUILT := synapse_nb/labextension/package.json
 $(LABEXT): $(LABEXT_SRC) | $(STAMP)
 	cd labextension && PATH="$(CURDIR)/$(VENV)/bin:$$PATH" jlpm install --immutable >/dev/null
-	cd labextension && PATH="$(CURDIR)/$(VENV)/bin:$$PATH" jlpm build:prod >/dev/null
+	if [ ! -f $(LABEXT_BUILT) ] || [ -n "$$(find $(LABEXT_SRC) -newer $(LABEXT_BUILT))" ]; then \
+	    cd labextension && PATH="$(CURDIR)/$(VENV)/bin:$$PATH" jlpm build:prod >/dev/null; fi
 	rm -rf $(dir $@) && mkdir -p $(dir $@)
 	cp -r synapse_nb/labextension/. labextension/install.json $(dir $@)
 	touch $@

@@ -11,7 +11,7 @@ activates it, and so call and benchmark history outlive the kernel::
 Rows are ``lifecycle`` (a stage change), ``call`` (one call: ms, error code), ``calls`` (calls summarised when
 more arrived in one flush than are kept one by one) and ``bench`` (a benchmark sweep of one version).
 
-Appending never slows a call down: :func:`attach` subscribes a recorder to a manager; lifecycle transitions
+Appending never slows a call down: :func:`attach` gives a manager a recorder; lifecycle transitions
 and call summaries go to one background writer thread per process through bounded in-memory queues (a full
 queue drops the oldest call summaries and counts them). Lifecycle rows are written at once (the sidebar must
 see them within half a second), call summaries in batches. The file is bounded: the newest ``max_rows`` rows
@@ -31,7 +31,7 @@ import sqlite3
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -548,13 +548,16 @@ class _Recorder:
         return on_call
 
 
-def attach(manager: Any) -> None:
-    """Record ``manager``'s lifecycle transitions and its plugins' calls in the event log (config ``events``)."""
+def attach(manager: Any) -> Callable[[Any], None] | None:
+    """The recorder of ``manager``'s lifecycle events and its plugins' calls (None when config ``events`` is off).
+
+    The manager calls it with every LifecycleEvent. It is deliberately not a ``subscribe`` observer: a manager
+    with observers emits ACTIVE idle/executing events around every call, which the log does not keep anyway.
+    """
     settings = EventSettings.from_config(manager.config)
     if not settings.enabled:
-        return
-    recorder = _Recorder(manager, _log_for(settings))
-    manager.subscribe(recorder.on_event)
+        return None
+    return _Recorder(manager, _log_for(settings)).on_event
 
 
 def record_benchmark(

@@ -183,7 +183,7 @@ class PluginManager:
         _managers.add(self)
         from .eventlog import attach  # lifecycle and calls -> $SYNAPSE_HOME/events.db (JupyterLab's live view)
 
-        attach(self)
+        self._eventlog = attach(self)  # not an observer: calls stay free of idle/executing events
 
     # -- observation -------------------------------------------------------------------------------------------
     def subscribe(self, callback: Callable[[LifecycleEvent], None]) -> Callable[[], None]:
@@ -211,6 +211,8 @@ class PluginManager:
         del record.history[:-200]
         for observer in list(self._observers):
             observer(event)
+        if self._eventlog is not None:
+            self._eventlog(event)
 
     def _fail(self, record: ManagedPlugin, error: SynapseError) -> None:
         record.error = error

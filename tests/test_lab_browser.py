@@ -259,6 +259,15 @@ def test_03_try_it_runs_valid_and_invalid_payloads_in_the_sandbox(browser: Brows
     calls = panel.locator(".synapse-Calls")
     calls.wait_for()
     page.wait_for_function("() => document.querySelectorAll('.synapse-Calls tbody tr').length >= 3")
+    # "Open in a notebook": a cell that loads the plugin, in the notebook used last (activate.ipynb, at the root).
+    panel.locator(".synapse-Open").first.click()
+    page.wait_for_function("() => window.jupyterapp.shell.currentWidget?.context?.path === 'activate.ipynb'")
+    source = page.evaluate(
+        "() => window.jupyterapp.shell.currentWidget.content.activeCell.model.sharedModel.getSource()"
+    )
+    assert 'echo = synapse_nb.load("plugins/echo")' in source
+    assert 'echo.run({\n    "text": ' in source
+    browser.shot("03-open-in-notebook")
 
 
 def test_04_a_broken_manifest_shows_located_problems_that_move_the_cursor(browser: Browser) -> None:
