@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-dev
 DEMO_DIR := build/demo
 
-.PHONY: demo test lint typecheck unit bench clean system-deps lab
+.PHONY: demo test lint typecheck unit bench clean system-deps lab proto
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -56,7 +56,13 @@ demo: $(STAMP)
 # JupyterLab with the tutorials (the "Python 3 (Synapse)" kernel preloads the extension); root needs --allow-root.
 lab: $(STAMP) $(LABEXT)
 	$(CLI) kernel install --prefix $(VENV)
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/jupyter lab notebooks/ $$( [ "$$(id -u)" = 0 ] && echo --allow-root )
+
+# Regenerate the committed protobuf code of synapse_nb/serve (tests/test_serve_proto.py checks it is current).
+PROTO_ROOT := synapse_nb/serve/proto
+proto: $(STAMP)
+	$(PY) -m grpc_tools.protoc -I $(PROTO_ROOT) --python_out=$(PROTO_ROOT) --pyi_out=$(PROTO_ROOT) \
+	    synapse/v1/plugin_host.proto
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check synapse_nb tests bench

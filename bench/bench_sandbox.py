@@ -25,12 +25,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+from synapse_nb.config import Config
 from synapse_nb.plugin import load
 from synapse_nb.sandbox.jail import JailLayout, build_jail, guest_paths
 from synapse_nb.sandbox.launch import Launch
+from synapse_nb.sandbox.prewarm import prewarmed
 from synapse_nb.signing import sign_folder
 
-from .common import Row, cold_start, percentile, scratch_home
+from .common import Rounds, Row, cold_start, interleaved, percentile, scratch_home
 
 NOOP_HANDLER = """\
 from synapse_nb.sdk import BaseHandler
@@ -140,48 +142,79 @@ ECHO_CHILD = textwrap.dedent(
 )
 
 
-def raw_echo(n: int) -> list[float]:
-    r1, w1 = os.pipe()
-    r2, w2 = os.pipe()
-    child = subprocess.Popen([sys.executable, "-I", "-S", "-c", ECHO_CHILD, str(r1), str(w2)], pass_fds=(r1, w2))
-    os.close(r1)
-    os.close(w2)
-    msg = json.dumps(PAYLOAD).encode()
-    samples = []
-    for i in range(n + 200):
-        t0 = time.perf_counter()
-        os.write(w1, msg)
-        os.read(r2, 65536)
-        if i >= 200:
-            samples.append((time.perf_counter() - t0) * 1000)
-    os.close(w1)
-    child.wait()
-    os.close(r2)
-    return sorted(samples)
+class RawEcho:
+    """A Python child echoing what it reads on a pipe: the practical floor of a round trip to another process."""
+
+    def __init__(self) -> None:
+        r1, self.w = os.pipe()
+        self.r, w2 = os.pipe()
+        self.child = subprocess.Popen([sys.executable, "-I", "-S", "-c", ECHO_CHILD, str(r1), str(w2)],
+                                      pass_fds=(r1, w2))  # fmt: skip
+        os.close(r1)
+        os.close(w2)
+        self.msg = json.dumps(PAYLOAD).encode()
+
+    def __call__(self) -> None:
+        os.write(self.w, self.msg)
+        os.read(self.r, 65536)
+
+    def close(self) -> None:
+        os.close(self.w)
+        self.child.wait()
+        os.close(self.r)
 
 
-def pool_round_trip(n: int) -> list[float]:
-    samples = []
-    with concurrent.futures.ProcessPoolExecutor(max_workers=1) as pool:
-        for i in range(n + 200):
-            t0 = time.perf_counter()
-            pool.submit(noop, PAYLOAD).result()
-            if i >= 200:
-                samples.append((time.perf_counter() - t0) * 1000)
-    return sorted(samples)
+def warm_rows(folder: Path, quick: bool) -> list[Row]:
+    """Warm calls, the raw pipe echo and a ProcessPoolExecutor round trip, sampled interleaved in rounds; and
+    the freezer's cost: the same calls on a worker that never freezes (``idle_freeze_ms`` very large)."""
+    from synapse_nb.config import Config
 
-
-def warm_calls(folder: Path, n: int) -> tuple[list[float], int]:
     plugin = load(folder)
-    samples = []
-    for i in range(n + 200):
-        t0 = time.perf_counter()
-        plugin.run(PAYLOAD)
-        if i >= 200:
-            samples.append((time.perf_counter() - t0) * 1000)
+    unfrozen = load(folder, config=Config(data={"sandbox": {"idle_freeze_ms": 3_600_000}}))
+    echo = RawEcho()
     rss = plugin.worker.rss_bytes() if plugin.worker else 0
-    plugin.teardown()
-    return sorted(samples), rss
+    try:
+        with concurrent.futures.ProcessPoolExecutor(max_workers=1) as pool:
+            fns = {
+                "call": lambda: plugin.run(PAYLOAD),
+                "echo": echo,
+                "pool": lambda: pool.submit(noop, PAYLOAD).result(),
+                "unfrozen": lambda: unfrozen.run(PAYLOAD),
+            }
+            rounds, per_round = (5, 400) if quick else (15, 1500)
+            p50 = interleaved(fns, rounds=rounds, per_round=per_round, statistic=lambda xs: percentile(xs, 50))
+            p99 = interleaved(fns, rounds=rounds, per_round=per_round, statistic=lambda xs: percentile(xs, 99))
+        idle = idle_call_rounds(plugin, unfrozen, rounds=3 if quick else 7)
+    finally:
+        echo.close()
+        plugin.teardown()
+        unfrozen.teardown()
+    return [
+        p50.row("sandbox", "warm call p50", "call", "pool", "ProcessPoolExecutor p50", 0.8),
+        p99.row("sandbox", "warm call p99", "call", "pool", "ProcessPoolExecutor p99", 0.8),
+        p50.row("sandbox", "warm call p50", "call", "echo", "raw pipe echo p50", 2.5),
+        p99.row("sandbox", "warm call p99", "call", "echo", "raw pipe echo p99", 2.5),
+        p50.row("sandbox", "warm call p50 with the idle freezer", "call", "unfrozen", "same, never frozen", 1.1),
+        idle.row("sandbox", "first call after 100 ms idle (thaw)", "frozen", "unfrozen", "same, never frozen", None),
+        Row("sandbox", "warm no-op worker RSS", rss / (1 << 20), 30.0, "target 30 MiB", 1.0, unit="MiB"),
+    ]
+
+
+def idle_call_rounds(plugin: Any, unfrozen: Any, *, rounds: int) -> Rounds:
+    """The first call after an idle pause long enough to freeze the worker (it is thawed first), against the same
+    call on a worker that is never frozen; the pause itself is not timed."""
+    values: dict[str, list[float]] = {"frozen": [], "unfrozen": []}
+    for _ in range(rounds):
+        taken: dict[str, list[float]] = {"frozen": [], "unfrozen": []}
+        for _ in range(20):
+            for name, target in (("frozen", plugin), ("unfrozen", unfrozen)):
+                time.sleep(0.1)
+                t0 = time.perf_counter()
+                target.run(PAYLOAD)
+                taken[name].append((time.perf_counter() - t0) * 1000)
+        for name in values:
+            values[name].append(statistics.median(taken[name]))
+    return Rounds(values)
 
 
 def run(quick: bool = False) -> list[Row]:
@@ -191,43 +224,56 @@ def run(quick: bool = False) -> list[Row]:
         plugin.run(PAYLOAD)
         plugin.teardown()
         rounds = 7 if quick else 25
-        ours, floor = [], []
-        variants: dict[str, list[float]] = {
+        fresh = Config(data={"sandbox": {"prewarm": 0}})
+        warm = load(folder)  # a pre-warmed jail is kept ready for this configuration from now on
+        spec = warm.spec
+        warm.teardown()
+        values: dict[str, list[float]] = {
+            "ours": [],
+            "pooled": [],
+            "floor": [],
             "cgroup placement on the critical path": [],
             "no network namespace": [],
             "no loopback": [],
         }
         for _ in range(rounds):  # interleaved, so that machine noise hits both alike
-            floor.append(floor_start(plugin))
-            ours.append(cold_start(folder, PAYLOAD))
-            variants["cgroup placement on the critical path"].append(floor_start(plugin, prepared=False))
-            variants["no network namespace"].append(floor_start(plugin, newnet=False))
-            variants["no loopback"].append(floor_start(plugin, lo=False))
-        n = 2000 if quick else 20000
-        pool = pool_round_trip(n)
-        echo = raw_echo(n)
-        calls, rss = warm_calls(folder, n)
-        floor_ms = statistics.median(floor)
+            values["floor"].append(floor_start(plugin))
+            values["ours"].append(cold_start(folder, PAYLOAD, config=fresh))
+            if not prewarmed.wait_ready(spec):
+                raise SystemExit("the pre-warm pool did not fill")
+            time.sleep(0.05)  # as when a notebook's next activation comes: the pool is ready and idle
+            values["pooled"].append(cold_start(folder, PAYLOAD))
+            values["cgroup placement on the critical path"].append(floor_start(plugin, prepared=False))
+            values["no network namespace"].append(floor_start(plugin, newnet=False))
+            values["no loopback"].append(floor_start(plugin, lo=False))
+        cold = Rounds(values)
         rows = [
-            Row(
+            cold.row(
                 "sandbox",
-                "cold start (load + first result)",
-                statistics.median(ours),
-                floor_ms,
+                "cold start (load + first result), fresh jail",
+                "ours",
+                "floor",
                 "same jail, python -c 'import json'",
                 1.5,
             ),
-            Row(
-                "sandbox", "warm call p50", percentile(calls, 50), percentile(pool, 50), "ProcessPoolExecutor p50", 0.8
+            cold.row(
+                "sandbox",
+                "cold start, a pre-warmed jail ready",
+                "pooled",
+                "floor",
+                "same jail, python -c 'import json'",
+                0.6,
             ),
             Row(
-                "sandbox", "warm call p99", percentile(calls, 99), percentile(pool, 99), "ProcessPoolExecutor p99", 0.8
+                "sandbox",
+                "cold start, a pre-warmed jail ready (absolute)",
+                cold.median("pooled"),
+                10.0,
+                "target 10 ms",
+                1.0,
             ),
-            Row("sandbox", "warm call p50", percentile(calls, 50), percentile(echo, 50), "raw pipe echo p50", 2.5),
-            Row("sandbox", "warm call p99", percentile(calls, 99), percentile(echo, 99), "raw pipe echo p99", 2.5),
-            Row("sandbox", "warm no-op worker RSS", rss / (1 << 20), 30.0, "target 30 MiB", 1.0, unit="MiB"),
+            *warm_rows(folder, quick),
         ]
-        for name, values in variants.items():
-            rows.append(Row("nsjail start-up", f"floor with {name}", statistics.median(values), floor_ms,
-                            "floor (full jail)", None))  # fmt: skip
+        for name in list(values)[3:]:
+            rows.append(cold.row("nsjail start-up", f"floor with {name}", name, "floor", "floor (full jail)", None))
         return rows

@@ -1,4 +1,10 @@
-"""Timing helpers and the result table shared by the benchmarks."""
+"""Timing helpers and the result table shared by the benchmarks.
+
+Robust on a busy machine: a measurement and its baseline are sampled *interleaved* in the same loop
+(:func:`interleaved`), so that noise from other processes hits both alike; each round yields one ratio, the row
+reports the median of the rounds and their spread (min..max ratio). A row whose median misses the target while
+some rounds meet it is ``noisy``, not ``MISS``.
+"""
 
 from __future__ import annotations
 
@@ -26,16 +32,31 @@ class Row:
     target: float | None  # None: an informational row
     unit: str = "ms"
     higher_is_better: bool = False
+    spread: tuple[float, float] | None = None  # min and max ratio over the rounds, when measured in rounds
 
     @property
     def ratio(self) -> float:
         return self.measured / self.baseline if self.baseline else float("inf")
 
-    @property
-    def passed(self) -> bool:
+    def _meets(self, ratio: float) -> bool:
         if self.target is None:
             return True
-        return self.ratio >= self.target if self.higher_is_better else self.ratio <= self.target
+        return ratio >= self.target if self.higher_is_better else ratio <= self.target
+
+    @property
+    def passed(self) -> bool:
+        return self._meets(self.ratio)
+
+    @property
+    def verdict(self) -> str:
+        """``info``, ``ok``, ``noisy`` (the median misses, but the spread straddles the target) or ``MISS``."""
+        if self.target is None:
+            return "info"
+        if self.passed:
+            return "ok"
+        if self.spread is not None and (self._meets(self.spread[0]) or self._meets(self.spread[1])):
+            return "noisy"
+        return "MISS"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -48,15 +69,18 @@ class Row:
             "ratio": round(self.ratio, 3),
             "target": self.target,
             "passed": self.passed,
+            "verdict": self.verdict,
+            "spread": [round(x, 3) for x in self.spread] if self.spread is not None else None,
+            "higher_is_better": self.higher_is_better,
         }
 
 
 def format_table(rows: list[Row]) -> str:
-    header = ("benchmark", "metric", "measured", "baseline", "ratio", "target", "")
+    header = ("benchmark", "metric", "measured", "baseline", "ratio", "spread", "target", "")
     lines = [header]
     for r in rows:
         op = ">=" if r.higher_is_better else "<="
-        verdict = "info" if r.target is None else ("ok" if r.passed else "MISS")
+        spread = f"{r.spread[0]:.2f}-{r.spread[1]:.2f}x" if r.spread is not None else "-"
         lines.append(
             (
                 r.benchmark,
@@ -64,8 +88,9 @@ def format_table(rows: list[Row]) -> str:
                 f"{r.measured:.3f} {r.unit}",
                 f"{r.baseline:.3f} {r.unit} ({r.baseline_name})",
                 f"{r.ratio:.2f}x",
+                spread,
                 "-" if r.target is None else f"{op} {r.target}x",
-                verdict,
+                r.verdict,
             )
         )
     widths = [max(len(str(line[i])) for line in lines) for i in range(len(header))]
@@ -100,6 +125,68 @@ def percentile(sorted_ms: list[float], q: float) -> float:
 
 def median(values: list[float]) -> float:
     return statistics.median(values)
+
+
+@dataclass
+class Rounds:
+    """Per-round statistics of interleaved timings: ``values[name]`` is one number per round."""
+
+    values: dict[str, list[float]]
+
+    def median(self, name: str) -> float:
+        return statistics.median(self.values[name])
+
+    def ratios(self, measured: str, baseline: str) -> list[float]:
+        return [m / b if b else float("inf") for m, b in zip(self.values[measured], self.values[baseline], strict=True)]
+
+    def row(
+        self, benchmark: str, metric: str, measured: str, baseline: str, baseline_name: str, target: float | None,
+        *, unit: str = "ms", higher_is_better: bool = False,
+    ) -> Row:  # fmt: skip
+        """A row: the median of the rounds of both, and the min..max of the per-round ratios."""
+        ratios = self.ratios(measured, baseline)
+        return Row(benchmark, metric, self.median(measured), self.median(baseline), baseline_name, target, unit=unit,
+                   higher_is_better=higher_is_better, spread=(min(ratios), max(ratios)))  # fmt: skip
+
+
+def interleaved(
+    fns: dict[str, Callable[[], Any]], *, rounds: int, per_round: int, statistic: Callable[[list[float]], float],
+    warmup: int = 50,
+) -> Rounds:  # fmt: skip
+    """Time every function of ``fns`` alternately, one call each in turn, ``per_round`` times per round; the
+    ``statistic`` (e.g. a percentile) of each function's samples in each round."""
+    names = list(fns)
+    for _ in range(warmup):
+        for name in names:
+            fns[name]()
+    values: dict[str, list[float]] = {name: [] for name in names}
+    for _ in range(rounds):
+        taken: dict[str, list[float]] = {name: [] for name in names}
+        for _ in range(per_round):
+            for name in names:
+                t0 = time.perf_counter()
+                fns[name]()
+                taken[name].append((time.perf_counter() - t0) * 1000)
+        for name in names:
+            values[name].append(statistic(sorted(taken[name])))
+    return Rounds(values)
+
+
+def machine() -> dict[str, Any]:
+    """What the numbers were measured on (for comparing runs)."""
+    import platform
+
+    import synapse_nb
+
+    return {
+        "cores": os.cpu_count(),
+        "kernel": platform.release(),
+        "machine": platform.machine(),
+        "python": platform.python_version(),
+        "synapse_nb": synapse_nb.__version__,
+        "load_average": list(os.getloadavg()),
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
 
 
 @contextmanager

@@ -45,6 +45,7 @@ if TYPE_CHECKING:  # explicit imports for type checkers and readers; resolved la
     from .manifest import Manifest, load_manifest, parse_manifest
     from .plugin import Invocation, Plugin
     from .sdk import BaseHandler, Context
+    from .serve.client import connect
 
 __all__ = [
     "BaseHandler",
@@ -77,6 +78,7 @@ __all__ = [
     "UsageError",
     "ValidationError",
     "__version__",
+    "connect",
     "load",
     "load_ipython_extension",
     "load_manifest",
@@ -103,6 +105,7 @@ _LAZY = {
     "parse_manifest": "manifest",
     "PluginFolder": "anatomy",
     "validate_folder": "anatomy",
+    "connect": "serve.client",
 }
 
 

@@ -105,14 +105,15 @@ def run_benchmark(
         raise UsageError("concurrency and repeat must be positive and warmup not negative")
     start = getattr(plugin, "last_start", None)
     cold_start = float(start.cold_start_ms) if start is not None else float(getattr(plugin, "cold_start_ms", "nan"))
-    history = getattr(plugin, "history", None)
+    pipeline = getattr(plugin, "pipeline", None)  # its call history is the I/O debugger's
+    history = getattr(pipeline, "history", None)
     if history is not None:
-        plugin.history = None  # benchmark requests are not calls worth debugging
+        pipeline.history = None  # benchmark requests are not calls worth debugging
     try:
         rows = _sweep(plugin, payload, batch_sizes, concurrency, repeat, warmup, cold_start)
     finally:
         if history is not None:
-            plugin.history = history
+            pipeline.history = history
     frame = pd.DataFrame([asdict(r) for r in rows], columns=COLUMNS)
     _remember(plugin, frame)
     return frame

@@ -540,10 +540,9 @@ class _Recorder:
     def _make_call_listener(self, version: str, path: str) -> Any:
         log = self.log
 
-        def on_call(plugin: Any, what: str, detail: dict[str, Any]) -> None:
-            if what == "call":
-                _writer.call((log, plugin.name, version, path, time.time(), detail.get("ms") or 0.0,
-                              detail.get("handler_ms"), detail.get("error")))  # fmt: skip
+        def on_call(event: Any) -> None:  # a synapse_nb.invocation.CallEvent, after every call of the plugin
+            _writer.call((log, event.plugin, event.version or version, path, time.time(), event.ms,
+                          event.handler_ms if event.ok else None, event.error))  # fmt: skip
 
         return on_call
 

@@ -4,9 +4,11 @@ Every call validates its input and its output on the host. ``jsonschema`` takes 
 object schema, a large share of a warm call's budget, so schemas written only with the keywords below are
 compiled into closures that answer "valid?" in about a microsecond. Anything else (``$ref``, ``format``,
 ``patternProperties``, ``oneOf``...) is not compiled and ``jsonschema`` decides, as it also does whenever the
-compiled check says "invalid" (to produce the located error). ``jsonschema`` remains the source of truth: a compiled
-"valid" is always right, and a compiled "invalid" is only a hint (``uniqueItems`` over non-strings says "no"
-and lets jsonschema decide). ``tests/test_fastschema.py`` checks both properties on generated schemas.
+compiled check says "invalid" (to produce the located error). The bounded ``jsonschema`` classes of
+:mod:`synapse_nb.boundedschema` remain the source of truth, and the compiled checks give the same answers: the same
+linear-time regexes (:mod:`synapse_nb.linregex`) and the same hashed ``uniqueItems``
+(:func:`synapse_nb.jsonsafe.all_unique`). ``tests/test_fastschema.py`` checks that on generated schemas. Containers
+tick the time budget (:mod:`synapse_nb.budget`) by their length, so a check with a deadline stops in time.
 
 Supported: boolean schemas; ``type`` (one or a list); ``properties``, ``required``, ``additionalProperties``
 (boolean or schema); ``items`` (one schema; not tuple form / ``prefixItems``); ``minItems``/``maxItems``;
@@ -18,11 +20,14 @@ Supported: boolean schemas; ``type`` (one or a list); ``properties``, ``required
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sized
 from typing import Any
 
-__all__ = ["compile_is_valid"]
+from .budget import tick
+from .jsonsafe import all_unique
+from .linregex import UnsupportedPattern, compile_pattern, refusal
+
+__all__ = ["compile_is_valid", "is_plainly_valid_schema"]
 
 Check = Callable[[Any], bool]
 
@@ -106,6 +111,15 @@ def _size_check(key: str, kind: type[Sized], size: int) -> Check:
     return lambda x: type(x) is not kind or len(x) <= size
 
 
+def _each(check: Check, items: list[Any] | dict[str, Any]) -> bool:
+    """``check`` holds for every item (or key), with the items counted against the time budget."""
+    tick(len(items))
+    for item in items:  # noqa: SIM110 - a plain loop is faster than all() over a generator here
+        if not check(item):
+            return False
+    return True
+
+
 def _literal(value: Any) -> tuple[type, Any]:
     if value is None or type(value) in (str, bool):
         return (type(value), value)
@@ -148,8 +162,8 @@ def _compile(schema: Any, draft: int, root: bool) -> Check:
         if key in schema:
             checks.append(_size_check(key, kind, schema[key]))
     if "pattern" in schema:
-        search = re.compile(schema["pattern"]).search
-        checks.append(lambda x: type(x) is not str or search(x) is not None)
+        search = compile_pattern(schema["pattern"]).search
+        checks.append(lambda x: type(x) is not str or search(x))
 
     for key in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
         if key in schema:
@@ -159,17 +173,15 @@ def _compile(schema: Any, draft: int, root: bool) -> Check:
             checks.append(_bound_check(key, bound))
 
     if schema.get("uniqueItems") is True:
-        # Strings compare as jsonschema compares them; any other item makes the compiled check say "no" and
-        # jsonschema decide (its equality treats 1 and 1.0 as equal but 1 and true as different).
-        checks.append(lambda x: type(x) is not list or (all(type(v) is str for v in x) and len(set(x)) == len(x)))
+        checks.append(lambda x: type(x) is not list or all_unique(x))
     if "propertyNames" in schema:
         name_check = _compile(schema["propertyNames"], draft, False)
-        checks.append(lambda x: type(x) is not dict or all(name_check(k) for k in x))
+        checks.append(lambda x: type(x) is not dict or _each(name_check, x))
     if "items" in schema:
         if isinstance(schema["items"], list):
             raise _Unsupported("tuple-form items")
         item = _compile(schema["items"], draft, False)
-        checks.append(lambda x: type(x) is not list or all(item(v) for v in x))
+        checks.append(lambda x: type(x) is not list or _each(item, x))
 
     props = {k: _compile(v, draft, False) for k, v in schema.get("properties", {}).items()}
     required = tuple(schema.get("required", ()))
@@ -180,6 +192,7 @@ def _compile(schema: Any, draft: int, root: bool) -> Check:
         def check_object(x: Any) -> bool:
             if type(x) is not dict:
                 return True
+            tick(len(x))
             for name in required:
                 if name not in x:
                     return False
@@ -221,8 +234,8 @@ def compile_is_valid(schema: Any, draft: int) -> Check | None:
         return None
     try:
         return _compile(schema, draft, True)
-    except (_Unsupported, re.error, TypeError):
-        return None
+    except (_Unsupported, UnsupportedPattern, TypeError, ValueError, AttributeError, RecursionError):
+        return None  # anything unusual: jsonschema decides
 
 
 _TYPES = frozenset({"object", "array", "string", "number", "integer", "boolean", "null"})
@@ -269,11 +282,7 @@ def _well_formed(schema: Any, root: bool) -> bool:
             if type(value) not in (int, float) or value <= 0:
                 return False
         elif key == "pattern":
-            if type(value) is not str:
-                return False
-            try:
-                re.compile(value)
-            except re.error:
+            if type(value) is not str or refusal(value) is not None:
                 return False
         elif key in _STRINGS:
             if type(value) is not str:
@@ -293,4 +302,7 @@ def is_plainly_valid_schema(schema: Any, draft: int) -> bool:
     "not sure": ask jsonschema. This keeps ``import jsonschema`` (which can take a second when optional format
     libraries are installed) off the path of every well-formed plugin.
     """
-    return draft >= 6 and _well_formed(schema, True)
+    try:
+        return draft >= 6 and _well_formed(schema, True)
+    except RecursionError:
+        return False

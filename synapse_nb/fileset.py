@@ -6,8 +6,10 @@ file. Bytecode (``__pycache__/``, ``*.pyc``, ``*.pyo``) is dropped, never listed
 writing off from a snapshot that holds no bytecode, so unsigned bytecode can never be loaded. So are Jupyter's
 checkpoint folders (``.ipynb_checkpoints/``, written next to a file when JupyterLab opens it): editing a
 manifest in JupyterLab must not make its plugin look tampered, and what is left out never reaches a worker.
-Anything that could make two readers disagree about the folder is refused: symlinks, special files, names that are not
-NFC-normalised UTF-8, backslashes, control characters, and names that collide case-insensitively.
+Anything that could make two readers disagree about the folder is refused: symlinks, special files, names that
+are not NFC-normalised UTF-8, backslashes, control characters, names that collide case-insensitively, and files
+with more than one hard link (a link to a file outside the folder, such as a private key, would be signed and
+readable in the jail). A file that vanishes or changes type while the folder is read is tampering (exit 4).
 
 A :class:`Snapshot` is a content-addressed copy under ``SYNAPSE_HOME/cache/plugins/<digest>`` made by hashing
 each file *while* copying it, so the digest describes exactly the bytes a worker will see (no window between
@@ -25,10 +27,11 @@ import tempfile
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from .errors import InvalidError, Problem
+from .errors import InvalidError, Problem, SignatureError
 
 __all__ = [
     "SIGNATURE_FILE",
@@ -49,7 +52,19 @@ _CHUNK = 1 << 20
 
 
 class FileSetError(InvalidError):
-    """The folder holds something a signed file set cannot describe unambiguously."""
+    """The folder holds something a signed file set cannot describe unambiguously.
+
+    ``hard_links`` names the files refused only because they have more than one link: a problem of the folder
+    as the user made it (exit 3), never waived and never reported as tampering.
+    """
+
+    hard_links: tuple[str, ...] = ()
+
+
+def _changed(path: Path | str, plugin: str | None = None) -> SignatureError:
+    return SignatureError(
+        f"tampered: {path} vanished or changed while the folder was being read", plugin=plugin, reason="tampered"
+    )
 
 
 @dataclass(frozen=True)
@@ -70,15 +85,11 @@ class FileSet:
 
     entries: tuple[FileEntry, ...]
 
-    @property
+    @cached_property  # every call's metadata carries it: hash the (immutable) entries once
     def digest(self) -> str:
         """sha256 of the canonical JSON of the entries: the identity of this exact set of bytes."""
         canonical = json.dumps([e.to_json() for e in self.entries], sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
-
-    @property
-    def total_size(self) -> int:
-        return sum(e.size for e in self.entries)
 
     def by_path(self) -> dict[str, FileEntry]:
         return {e.path: e for e in self.entries}
@@ -111,6 +122,12 @@ def _name_problem(name: str) -> str | None:
     return None
 
 
+def _refuse(problems: list[Problem], plugin: str) -> FileSetError:
+    error = cast(FileSetError, FileSetError.from_problems(problems, plugin=plugin))
+    error.hard_links = tuple(p.file for p in problems if "hard links" in p.message)
+    return error
+
+
 def _walk(folder: Path, exclude: frozenset[str]) -> tuple[list[tuple[str, Path]], list[Problem]]:
     """Every regular file as (relative POSIX path, absolute path); problems for everything refused."""
     files: list[tuple[str, Path]] = []
@@ -133,7 +150,11 @@ def _walk(folder: Path, exclude: frozenset[str]) -> tuple[list[tuple[str, Path]]
             if why is not None:
                 problems.append(Problem(f"{shown}/{rel}", f"file name {entry.name!r} {why}"))
                 continue
-            mode = entry.stat(follow_symlinks=False).st_mode
+            try:
+                info = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                raise _changed(f"{shown}/{rel}") from None
+            mode = info.st_mode
             if stat.S_ISLNK(mode):
                 problems.append(Problem(f"{shown}/{rel}", "is a symbolic link; plugins hold regular files only"))
             elif stat.S_ISDIR(mode):
@@ -142,6 +163,14 @@ def _walk(folder: Path, exclude: frozenset[str]) -> tuple[list[tuple[str, Path]]
                 problems.append(Problem(f"{shown}/{rel}", "is a special file (device, FIFO or socket)"))
             elif rel in exclude or is_bytecode(rel_parts):
                 continue
+            elif info.st_nlink > 1:
+                problems.append(
+                    Problem(
+                        f"{shown}/{rel}",
+                        f"has {info.st_nlink} hard links; a plugin file must have exactly one "
+                        "(a hard link could expose another file, such as a key, to the jail)",
+                    )
+                )
             else:
                 files.append((rel, Path(entry.path)))
             if len(files) > MAX_FILES:
@@ -157,14 +186,24 @@ def _walk(folder: Path, exclude: frozenset[str]) -> tuple[list[tuple[str, Path]]
     return files, problems
 
 
+def _open_regular(path: Path) -> int:
+    """A read descriptor on the regular file ``path`` (never through a symlink); tampering if it changed."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    except OSError:
+        raise _changed(path) from None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode) or info.st_nlink > 1:
+        os.close(fd)
+        raise _changed(path)
+    return fd
+
+
 def _hash_file(path: Path, copy_to: Path | None = None) -> tuple[int, str]:
     digest = hashlib.sha256()
     size = 0
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)
-    fd = os.open(path, flags)
+    fd = _open_regular(path)
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise FileSetError(f"{path} changed into a special file while being read")
         out = open(copy_to, "xb") if copy_to is not None else None  # noqa: SIM115 - closed below
         try:
             while chunk := os.read(fd, _CHUNK):
@@ -185,7 +224,7 @@ def scan_folder(folder: str | Path, *, exclude: tuple[str, ...] = (SIGNATURE_FIL
     root = Path(folder)
     files, problems = _walk(root, frozenset(exclude))
     if problems:
-        raise FileSetError.from_problems(problems, plugin=root.resolve().name)
+        raise _refuse(problems, root.resolve().name)
     entries = []
     for rel, path in files:
         size, sha = _hash_file(path)
@@ -224,10 +263,8 @@ IN_MEMORY_SNAPSHOT_BYTES = 16 << 20
 
 def _read_regular(path: Path) -> bytes:
     """All bytes of a regular file, opened without following symlinks."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    fd = _open_regular(path)
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise FileSetError(f"{path} changed into a special file while being read")
         chunks = []
         while chunk := os.read(fd, _CHUNK):
             chunks.append(chunk)
@@ -247,10 +284,14 @@ def snapshot_folder(folder: str | Path, cache_root: Path) -> Snapshot:
     root = Path(folder)
     files, problems = _walk(root, frozenset({SIGNATURE_FILE}))
     if problems:
-        raise FileSetError.from_problems(problems, plugin=root.resolve().name)
+        raise _refuse(problems, root.resolve().name)
     cache_root.mkdir(parents=True, exist_ok=True)
     signature, signature_error = _read_signature_file(root / SIGNATURE_FILE)
-    if sum(path.stat().st_size for _, path in files) <= IN_MEMORY_SNAPSHOT_BYTES:
+    try:
+        total = sum(path.stat().st_size for _, path in files)
+    except OSError:
+        raise _changed(root) from None
+    if total <= IN_MEMORY_SNAPSHOT_BYTES:
         contents = {rel: _read_regular(path) for rel, path in files}
         fileset = FileSet(
             tuple(FileEntry(rel, len(data), hashlib.sha256(data).hexdigest()) for rel, data in contents.items())

@@ -18,7 +18,7 @@ from collections.abc import Callable, Generator
 from typing import Any
 
 from .errors import PluginCrashed, SynapseError
-from .sandbox.worker import CallResult
+from .invocation import Execution
 
 __all__ = ["Dispatcher", "Job"]
 
@@ -73,17 +73,19 @@ class Job:
             self._future.set_result(value)
 
 
-Runner = Callable[[list[bytes]], list[CallResult | SynapseError | None]]
-Finisher = Callable[[CallResult], Any]
+RunMany = Callable[[list[bytes]], list[Execution | SynapseError | None]]
+Finisher = Callable[[Execution], Any]
+Failed = Callable[[SynapseError], None]
 
 
 class Dispatcher:
     """One thread per plugin that drains the job queue into pipelined worker calls."""
 
-    def __init__(self, plugin: str, run_many: Runner, finish: Finisher) -> None:
+    def __init__(self, plugin: str, run_many: RunMany, finish: Finisher, failed: Failed | None = None) -> None:
         self.plugin = plugin
         self._run_many = run_many
         self._finish = finish  # host-side output validation of one result
+        self._failed = failed or (lambda _error: None)  # counts a job that failed before its output
         self._queue: collections.deque[tuple[Job, bytes]] = collections.deque()
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
@@ -120,6 +122,7 @@ class Dispatcher:
             results = self._run_many([payload for _job, payload in batch])
         except SynapseError as exc:  # the worker could not be started or reached: every job gets the error
             for job, _payload in batch:
+                self._failed(exc)
                 job._resolve(error=exc)
             return
         retry: list[tuple[Job, bytes]] = []
@@ -128,10 +131,12 @@ class Dispatcher:
                 job.requeued += 1
                 if job.requeued > MAX_REQUEUES:
                     died = PluginCrashed("the worker died repeatedly before running this job", plugin=self.plugin)
+                    self._failed(died)
                     job._resolve(error=died)
                 else:
                     retry.append((job, payload))
             elif isinstance(result, SynapseError):
+                self._failed(result)
                 job._resolve(error=result)
             else:
                 try:

@@ -5,11 +5,17 @@
     DISCOVERED -> VALIDATED -> ACTIVATING -> ACTIVE (idle | executing) -> TEARING_DOWN -> STOPPED
          \\____________\\______________\\_______________\\______________________\\____> FAILED(reason)
 
-1. Discovery: plugin folders given as paths, folders of plugin folders, the project's ``synapse-plugins/`` and
-   config ``plugins.paths``. An invalid folder is listed as FAILED with its located error; a scan never crashes.
-2. Validation: manifest, schemas, requirements, handler compile and the signature, before anything runs.
-3. Activation: snapshot, signature verified again on the snapshot, the environment, the warm worker and the
-   handler's ``setup``; the activation time is recorded.
+1. Discovery: plugin folders given as paths, searched recursively (at most :data:`MAX_DEPTH` levels down,
+   skipping hidden and environment folders), the project's ``synapse-plugins/``, config ``plugins.paths`` and
+   the installed plugins under ``$SYNAPSE_HOME/plugins``. An invalid folder is listed as FAILED with its
+   located error; a scan never crashes.
+2. Validation: manifest, schemas, requirements, the handler (statically: nothing is imported on the host) and
+   the signature, before anything runs.
+3. Activation: :func:`synapse_nb.activation.activate`, the once-through pipeline (snapshot, plan, early
+   spawn, verify, validate, publisher, environment, worker spec, slot), then the warm worker and the handler's
+   ``setup``; its stages move the record through VALIDATED and ACTIVATING, and the activation time is recorded.
+   Loading a folder again returns the running handle when its file set is unchanged, and replaces it (state
+   carried over, unless the major version changed) when it changed.
 4. Execution: ``run`` (sync), ``submit`` (async :class:`~synapse_nb.jobs.Job`), ``emit`` (event fan-out).
 5. Teardown: the handler's ``teardown``, the final state saved to the store (SQLite or Redis).
 
@@ -27,22 +33,23 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .activation import Activation, ActivationOptions
 from .anatomy import PluginFolder, display_path, validate_folder
 from .config import Config, load_config
 from .errors import InvalidError, SignatureError, SynapseError, UsageError
+from .invocation import CallEvent, Invocation, Runner
 from .manifest import MANIFEST_FILE
-from .plugin import Invocation, Plugin
+from .plugin import Plugin, sandboxed
 from .state import StateStore, open_store
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from .inprocess import InProcessPlugin
     from .jobs import Job
     from .signing import TrustStore, Verification
 
@@ -50,6 +57,8 @@ __all__ = ["EventDelivery", "LifecycleEvent", "ManagedPlugin", "PluginManager", 
 
 PROJECT_PLUGINS = "synapse-plugins"
 LATENCY_SAMPLES = 1000
+MAX_DEPTH = 4  # discovery: how many folder levels below a given path
+SKIPPED_FOLDERS = frozenset({"node_modules", "site-packages", "__pycache__", "venv", "env", "envs", "cache"})
 
 
 class Stage(str, enum.Enum):
@@ -120,7 +129,7 @@ class ManagedPlugin:
     since: float = field(default_factory=time.monotonic)
     folder: PluginFolder | None = None
     verification: Verification | None = None
-    plugin: Plugin | InProcessPlugin | None = None
+    plugin: Plugin | None = None
     error: SynapseError | None = None
     activation_ms: float | None = None
     calls: int = 0
@@ -144,15 +153,22 @@ class ManagedPlugin:
         return ordered[(len(ordered) - 1) // 2]
 
 
-def _candidates(path: Path) -> list[Path]:
-    """Plugin folders at ``path``: the folder itself, or its immediate sub-folders that hold a manifest."""
+def _candidates(path: Path, depth: int = MAX_DEPTH) -> list[Path]:
+    """Plugin folders at or below ``path``: a folder with a manifest is a plugin (its sub-folders are its own);
+    otherwise its sub-folders are searched, at most ``depth`` levels down, skipping hidden folders, virtual
+    environments and caches (a folder holding ``pyvenv.cfg``)."""
     if (path / MANIFEST_FILE).is_file():
         return [path]
+    if depth <= 0 or (path / "pyvenv.cfg").exists():
+        return []
     try:
-        children = sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
+        children = sorted(
+            p for p in path.iterdir()
+            if p.is_dir() and not p.is_symlink() and not p.name.startswith(".") and p.name not in SKIPPED_FOLDERS
+        )  # fmt: skip
     except OSError:
         return []
-    return [child for child in children if (child / MANIFEST_FILE).is_file()]
+    return [found for child in children for found in _candidates(child, depth - 1)]
 
 
 class PluginManager:
@@ -167,6 +183,9 @@ class PluginManager:
         warn: Callable[[str], None] | None = None,
         progress: Callable[[Any], None] | None = None,
         allow_process_isolation: bool = False,
+        allow_downgrade: bool = False,
+        runner_factory: Callable[[Activation], Runner] | None = None,
+        prewarm: bool = True,
     ) -> None:
         self.config = config or load_config()
         # The explicit opt-in to rlimits-only workers where nsjail cannot run (see sandbox.isolation).
@@ -174,6 +193,11 @@ class PluginManager:
         self.progress = progress  # dependency environment builds report here (see environments.progress)
         self._store = store
         self.insecure_allow_unsigned = insecure_allow_unsigned
+        self.allow_downgrade = allow_downgrade
+        # A seam for tests and other hosts: builds the runner of a prepared (verified, validated) activation
+        # instead of the sandbox's warm worker, e.g. a fake runner for lifecycle tests on hosts without nsjail.
+        self.runner_factory = runner_factory
+        self.prewarm = prewarm  # pre-warmed jails (sandbox.prewarm); one-shot commands turn them off
         self.warn = warn
         self.plugins: dict[str, ManagedPlugin] = {}
         self._by_path: dict[Path, ManagedPlugin] = {}
@@ -227,12 +251,13 @@ class PluginManager:
 
     # -- discovery and validation ------------------------------------------------------------------------------
     def default_paths(self) -> list[Path]:
-        """The project's ``synapse-plugins/`` (if present) and config ``plugins.paths``."""
+        """Config ``plugins.paths``, the project's ``synapse-plugins/`` (those that exist) and the active version
+        of every installed plugin (``$SYNAPSE_HOME/plugins/NAME/VERSION``, see ``synapse-cli plugin install``)."""
+        from .registry.installed import installed_plugin_folders
+
         paths = [Path(p).expanduser() for p in self.config.data.get("plugins", {}).get("paths", [])]
-        project = Path.cwd() / PROJECT_PLUGINS
-        if project.is_dir():
-            paths.append(project)
-        return paths
+        paths.append(Path.cwd() / PROJECT_PLUGINS)
+        return [p for p in paths if p.is_dir()] + installed_plugin_folders()
 
     def discover(self, *paths: str | Path, validate: bool = True) -> list[ManagedPlugin]:
         """Find plugin folders under ``paths`` (default: :meth:`default_paths`) and validate each one."""
@@ -274,7 +299,7 @@ class PluginManager:
         """Manifest, schemas, requirements, handler compile, tests/ and signature; FAILED with the reason."""
         record = self.get(name)
         try:
-            folder = validate_folder(record.path, check_import=False, display=display_path(record.path))
+            folder = validate_folder(record.path, display=display_path(record.path))
             record.folder = folder
             record.version = str(folder.manifest.version)
             self._rename(record, folder.manifest.name)
@@ -317,78 +342,149 @@ class PluginManager:
             known = ", ".join(sorted(self.plugins)) or "none"
             raise UsageError(f"no plugin named {name!r} (known: {known}); discover or load it first") from None
 
-    def activate(self, name: str, *, debug: bool = False) -> Plugin | InProcessPlugin:
+    def _options(self) -> ActivationOptions:
+        return ActivationOptions(
+            config=self.config, insecure_allow_unsigned=self.insecure_allow_unsigned,
+            allow_process_isolation=self.allow_process_isolation, allow_downgrade=self.allow_downgrade,
+            warn=self.warn, progress=self.progress, store=self.store, prewarm=self.prewarm,
+        )  # fmt: skip
+
+    def activate(self, name: str, *, debug: bool = False) -> Plugin:
         """Start (or return) the plugin's warm worker; ``debug=True`` runs it in this process, unsandboxed."""
         record = self.get(name)
         with self._lock:
             if record.stage is Stage.ACTIVE and record.plugin is not None:
                 return record.plugin
-            if record.stage is not Stage.VALIDATED and self.validate(name).stage is not Stage.VALIDATED:
-                raise record.error or SynapseError(f"{name}: validation failed", plugin=name)
-            self._move(record, Stage.ACTIVATING)
+        return self._activate(record, debug=debug)
+
+    def _activate(self, record: ManagedPlugin, *, debug: bool) -> Plugin:
+        """The activation pipeline, its stages mapped onto the record's lifecycle."""
         t0 = time.perf_counter()
+
+        def on_stage(stage: str, plan: Activation) -> None:
+            if stage == "plan":
+                self._rename(record, plan.name)
+            elif stage == "publisher":
+                record.version = str(plan.manifest.version)
+                signer = plan.signature.verification if plan.signature is not None else None
+                who = signer.signer_subject if signer is not None else "unsigned"
+                self._move(record, Stage.VALIDATED, detail=f"{record.name} {record.version}, {who}")
+                self._move(record, Stage.ACTIVATING)
+
+        def on_checkpoint_error(exc: Exception) -> None:
+            record.error = exc if isinstance(exc, SynapseError) else SynapseError(str(exc), plugin=record.name)
+            if self.warn is not None:
+                self.warn(f"{record.name}: state checkpoint not saved, will retry: {exc}")
+
+        options = self._options()
+        options.on_stage = on_stage
+        options.on_checkpoint_error = on_checkpoint_error
         try:
-            plugin = self._start(record, debug=debug)
+            if record.stage not in (Stage.DISCOVERED, Stage.STOPPED, Stage.FAILED, Stage.VALIDATED):
+                raise UsageError(f"{record.name}: cannot activate while {record.stage.value}")
+            plugin = self._start(record, options, debug=debug)
         except SynapseError as exc:
             self._fail(record, exc)
             raise
         record.plugin = plugin
+        record.folder = plugin.folder
+        record.version = plugin.version
+        record.verification = plugin.signature.verification if plugin.signature is not None else None
         record.activation_ms = (time.perf_counter() - t0) * 1000
-        plugin.listeners.append(self._on_plugin_event)
+        record.error = None
+        plugin.listeners.append(self._on_call)
+        if plugin.isolation == "process" and self.warn is not None:
+            self.warn(f"{record.name} runs at the process level: rlimits only, NOT a sandbox (see synapse-cli doctor)")
         self._move(
             record,
             Stage.ACTIVE,
-            detail=f"activated in {record.activation_ms:.1f} ms ({plugin.isolation})",
+            detail=f"{plugin.name} {plugin.version} activated in {record.activation_ms:.1f} ms ({plugin.isolation})",
             activity="idle",
         )
         return plugin
 
-    def _start(self, record: ManagedPlugin, *, debug: bool) -> Plugin | InProcessPlugin:
+    def _start(self, record: ManagedPlugin, options: ActivationOptions, *, debug: bool) -> Plugin:
+        if self.runner_factory is not None and not debug:
+            from .activation import prepare
+
+            plan = prepare(record.path, options)
+            plugin = Plugin(plan, self.runner_factory(plan), store=self.store)
+            plugin.activate()
+            return plugin
         if debug:
-            from .inprocess import InProcessPlugin
+            from .inprocess import load_in_process
 
-            return InProcessPlugin(record.path, state=self.store.load_state(record.name))
-        return Plugin(
-            record.path,
-            config=self.config,
-            store=self.store,
-            insecure_allow_unsigned=self.insecure_allow_unsigned,
-            warn=self.warn,
-            progress=self.progress,
-            allow_process_isolation=self.allow_process_isolation,
-        )
+            return load_in_process(record.path, options, store=self.store)
+        return sandboxed(record.path, options, store=self.store)
 
-    def load(self, path: str | Path, *, debug: bool = False) -> Plugin | InProcessPlugin:
-        """Discover, validate and activate the plugin folder at ``path``; returns its handle."""
+    def load(self, path: str | Path, *, debug: bool = False) -> Plugin:
+        """Discover, validate and activate the plugin folder at ``path``; returns its handle.
+
+        Loading a folder that is active already returns the running handle when its files are unchanged (same
+        digest, same mode), and otherwise replaces it: the old version is torn down (state saved) and the new one
+        activated; its state carries over unless the major version changed (a new major may change its shape).
+        """
         folder = Path(path)
         if not folder.is_dir():
             raise UsageError(f"{str(folder)!r} is not a plugin folder (no such directory)")
         record = self._record_for(folder)
-        self.validate(record.name)
-        if record.stage is Stage.FAILED and record.error is not None:
-            raise record.error
-        return self.activate(record.name, debug=debug)
+        running = record.plugin
+        if running is not None and running.released:  # torn down through its handle, not through the manager
+            record.plugin = None
+            if record.stage is Stage.ACTIVE:
+                self._move(record, Stage.TEARING_DOWN)
+                self._move(record, Stage.STOPPED, detail="torn down by its handle")
+            running = None
+        if running is not None and record.stage is Stage.ACTIVE:
+            from .inprocess import InProcessPlugin
+            from .signing import take_snapshot
+
+            same_mode = isinstance(running, InProcessPlugin) == debug
+            digest = take_snapshot(folder, allow_unsigned=True).digest
+            if same_mode and digest == running.digest:
+                return running
+            self._replace(record, running)
+        return self._activate(record, debug=debug)
+
+    def _replace(self, record: ManagedPlugin, old: Plugin) -> None:
+        """Tear down the running version before its folder's new content is activated."""
+        self.teardown(record.name)
+        try:
+            from .manifest import load_manifest
+
+            new_major = load_manifest(record.path).version.major
+        except SynapseError:
+            return  # the activation that follows reports it
+        if new_major != old.activation.manifest.version.major:
+            # A new major version may change the shape of self.state: it starts fresh.
+            self.store.save_state(old.activation.state_key, str(old.version), {})
+
+    def isolation(self) -> tuple[str, str]:
+        """The level plugins will actually run at here, and why: ``nsjail``, ``nsjail-nocgroup`` or ``process``
+        (forced by ``sandbox.isolation: process``, or the host cannot run nsjail). Starts a trial jail once."""
+        from .sandbox.host import detect_host
+        from .sandbox.isolation import LEVELS, probe
+
+        settings = self.config.sandbox
+        if settings.isolation == "process":
+            return "process", "forced by sandbox.isolation: process in $SYNAPSE_HOME/config; " + LEVELS["process"]
+        caps = probe(detect_host(settings.nsjail))
+        why = LEVELS[caps.level] if caps.level != "process" else f"this host cannot run nsjail ({caps.reason})"
+        return caps.level, why
 
     # -- execution ---------------------------------------------------------------------------------------------
-    def _on_plugin_event(self, plugin: Any, what: str, detail: dict[str, Any]) -> None:
-        record = self.plugins.get(plugin.name)
+    def _on_call(self, event: CallEvent) -> None:
+        record = self.plugins.get(event.plugin)
         if record is None:
             return
-        if what == "call":
-            error = detail.get("error")
-            ms = detail.get("ms", 0.0)
-            if error is None:
-                record.calls += 1
-                record.latencies.append(ms)
-            else:
-                record.errors += 1
-                record.error = error
-        elif what == "checkpoint" and detail.get("error") is not None:
-            record.error = detail["error"]
-            if self.warn is not None:
-                self.warn(f"{record.name}: state checkpoint not saved, will retry: {detail['error']}")
+        if event.ok:
+            record.calls += event.items
+            record.latencies.append(event.ms)
+        else:
+            record.errors += 1
+            record.error = event.error
 
-    def _active(self, name: str) -> Plugin | InProcessPlugin:
+    def _active(self, name: str) -> Plugin:
         record = self.get(name)
         if record.stage is Stage.ACTIVE and record.plugin is not None:
             return record.plugin
@@ -398,12 +494,15 @@ class PluginManager:
         """Run one call and return its validated result (waits for it, whatever the trigger)."""
         return self.invoke(name, payload, endpoint=endpoint).result
 
-    def invoke(self, name: str, payload: Any, *, endpoint: str | None = None) -> Invocation:
+    def invoke(
+        self, name: str, payload: Any, *, endpoint: str | None = None, timeout_ms: int | None = None
+    ) -> Invocation:
+        """One call with its metadata (see :meth:`Plugin.invoke <synapse_nb.plugin.Plugin.invoke>`)."""
         plugin = self._active(name)
         record = self.plugins[plugin.name]
         self._busy(record, +1)
         try:
-            return plugin.invoke(payload, endpoint=endpoint)
+            return plugin.invoke(payload, endpoint=endpoint, timeout_ms=timeout_ms)
         finally:
             self._busy(record, -1)
 
@@ -418,10 +517,7 @@ class PluginManager:
 
     def submit(self, name: str, payload: Any) -> Job:
         """Queue one call (async trigger); returns a :class:`~synapse_nb.jobs.Job` at once."""
-        plugin = self._active(name)
-        if not isinstance(plugin, Plugin):
-            raise UsageError(f"{name}: submit() needs a sandboxed plugin; the debug mode runs calls with run()")
-        return plugin.submit(payload)
+        return self._active(name).submit(payload)
 
     def subscribers(self, topic: str) -> list[ManagedPlugin]:
         """Validated or active plugins with ``trigger: event`` that listen to ``topic``."""
@@ -457,15 +553,12 @@ class PluginManager:
         self._move(record, Stage.TEARING_DOWN)
         try:
             state = plugin.teardown()
-            if not isinstance(plugin, Plugin):  # debug mode: no checkpointer; save here
-                self.store.save_state(record.name, record.version, state)
         except SynapseError as exc:
             record.plugin = None
             self._fail(record, exc)
             raise
         record.plugin = None
-        slot = getattr(plugin, "slot", None)
-        stop_error = getattr(slot, "stop_error", None)
+        stop_error = plugin.runner.stop_error
         if stop_error:
             record.error = SynapseError(f"{stop_error}; the state of the last checkpoint was kept", plugin=record.name)
             self._move(record, Stage.STOPPED, detail=str(record.error))
@@ -482,9 +575,6 @@ class PluginManager:
                     self.teardown(name)
 
     # -- status ------------------------------------------------------------------------------------------------
-    def records(self) -> list[ManagedPlugin]:
-        return list(self.plugins.values())
-
     def status(self) -> pd.DataFrame:
         """One row per plugin: name, version, stage, isolation, signer, calls, errors, p50 latency, last error."""
         import pandas as pd
@@ -516,15 +606,20 @@ class PluginManager:
 
 _managers: weakref.WeakSet[PluginManager] = weakref.WeakSet()
 _default: PluginManager | None = None
+_default_home: str | None = None
 _default_lock = threading.Lock()
 
 
 def default_manager() -> PluginManager:
-    """The process-wide manager behind ``synapse_nb.load`` and ``synapse_nb.status``."""
-    global _default
+    """The process-wide manager behind ``synapse_nb.load`` and ``synapse_nb.status``: one per ``SYNAPSE_HOME``
+    (its configuration, trust store and state live there), so pointing ``SYNAPSE_HOME`` elsewhere takes effect."""
+    global _default, _default_home
+    from .paths import synapse_home
+
+    home = str(synapse_home())
     with _default_lock:
-        if _default is None:
-            _default = PluginManager()
+        if _default is None or home != _default_home:
+            _default, _default_home = PluginManager(), home
         return _default
 
 
@@ -535,8 +630,3 @@ def _teardown_everything() -> None:
         return
     for manager in list(_managers):
         manager.teardown_all()
-
-
-def iter_plugin_folders(paths: Iterable[str | Path]) -> list[Path]:
-    """Every plugin folder under ``paths`` (for tools that scan without a manager)."""
-    return [folder for path in paths for folder in _candidates(Path(path))]

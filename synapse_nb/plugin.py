@@ -1,243 +1,154 @@
-"""A plugin activated in the sandbox: the object ``synapse_nb.load(path)`` returns.
+"""A plugin handle: what ``synapse_nb.load(path)`` returns, whichever runner executes it.
 
-Activation takes a read-only, content-addressed snapshot of the folder (hashing while copying), validates the
-snapshot (manifest, schemas, requirements, tests/), checks the interpreter, resolves the dependency environment
-(the kernel's when it satisfies requirements.txt, else a cached or newly built one: :mod:`synapse_nb.environments`)
-and starts a warm jailed worker (cold start) that mounts it read-only. Every call then goes through the host-side
-checks of :mod:`synapse_nb.payloads` around one round trip to the worker. A worker that dies or times out is
-killed and replaced; the plugin's state continues from the last checkpoint.
+A :class:`Plugin` is an :class:`~synapse_nb.activation.Activation` (what the activation pipeline established:
+snapshot, signature, manifest, schemas, policy, environment) plus a :class:`~synapse_nb.invocation.Runner`
+(a jailed warm worker, or this process in debug mode) and the one :class:`~synapse_nb.invocation.Pipeline`
+every call goes through. :func:`load` activates a folder without a manager; ``synapse_nb.load`` and
+:class:`~synapse_nb.manager.PluginManager` use the same pipeline and register the handle.
 """
 
 from __future__ import annotations
 
 import collections
-import json
-import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .anatomy import PluginFolder, display_path, validate_folder
-from .config import Config, SandboxSettings, load_config
-from .environments import (
-    Environment,
-    ProgressCallback,
-    lookup_environment,
-    plan_environment,
-    resolve_environment,
-)
-from .errors import SandboxError, SynapseError
-from .fileset import Snapshot
+from .activation import Activation, ActivationOptions, activate, jail_config
+from .errors import SynapseError
+from .invocation import CallEvent, CallRecord, Invocation, Pipeline, Runner
 from .jobs import Dispatcher, Job
-from .manifest import Manifest, load_manifest
-from .payloads import encode_payload, validate_input, validate_output
-from .requirements import load_requirements
-from .sandbox.host import HostInfo, detect_host
-from .sandbox.jail import JailConfig, JailLayout, build_jail
-from .sandbox.policy import SandboxPolicy
-from .sandbox.pool import WorkerSlot, acquire_slot, release_slot, slot_key
+from .runners import SandboxRunner
+from .sandbox.jail import JailConfig
 from .sandbox.proxy import EgressEvent, recent_egress_events
-from .sandbox.worker import CallResult, StartInfo, Worker, WorkerSpec
-from .signing import SignatureCheck, check_activation, take_snapshot
-from .state.base import SessionNamespace, StateStore
+from .state.base import SessionNamespace, SessionQuota
 from .state.checkpoint import Checkpointer
+
+if TYPE_CHECKING:
+    from .anatomy import PluginFolder
+    from .config import Config
+    from .environments import Environment
+    from .fileset import Snapshot
+    from .manifest import Manifest
+    from .sandbox.host import HostInfo
+    from .sandbox.policy import SandboxPolicy
+    from .sandbox.worker import StartInfo, Worker, WorkerSpec
+    from .schemas import SchemaSet
+    from .signing import SignatureCheck
+    from .state.base import StateStore
 
 __all__ = ["CallRecord", "Invocation", "Plugin", "load"]
 
 
-@dataclass
-class CallRecord:
-    """One call as the I/O debugger shows it: what went in, what came out, where it stopped, how long it took.
-
-    ``stage`` is where the call ended: ``input`` (refused by the input schema), ``execute`` (the handler or the
-    sandbox failed), ``output`` (refused by the output schema) or ``done``.
-    """
-
-    payload: Any
-    at: float
-    total_ms: float
-    stage: str
-    validated_input: Any = None
-    raw_output: Any = None
-    output: Any = None
-    error: SynapseError | None = None
-    queue_ms: float = 0.0
-    handler_ms: float = 0.0
-    stdout: str = ""
-    stderr: str = ""
-
-
-@dataclass
-class Invocation:
-    """A call's validated result and what is known about how it was obtained."""
-
-    result: Any
-    meta: dict[str, Any] = field(default_factory=dict)
-
-
 class Plugin:
-    """A plugin whose worker runs under nsjail. Use :func:`load` to create one."""
+    """An activated plugin. Create one with :func:`load` (or ``synapse_nb.load``); not by calling the class."""
 
-    def __init__(
-        self,
-        folder: str | Path,
-        *,
-        state: dict[str, Any] | None = None,
-        config: Config | None = None,
-        host: HostInfo | None = None,
-        activate: bool = True,
-        insecure_allow_unsigned: bool = False,
-        warn: Callable[[str], None] | None = None,
-        store: StateStore | None = None,
-        wheelhouse: str | Path | None = None,
-        progress: ProgressCallback | None = None,
-        allow_process_isolation: bool = False,
-    ) -> None:
-        self.source = Path(folder)
-        # The dependency environment: found before the jail starts early, else resolved (maybe built) after
-        # verification; ``wheelhouse`` installs offline, ``progress`` receives the build's events.
-        self.environment: Environment | None = None
-        self.wheelhouse, self.progress = wheelhouse, progress
-        self._plan_environment_only = not activate  # inspection (sandbox-config, doctor) never builds one
+    def __init__(self, activation: Activation, runner: Runner, *, store: StateStore | None = None) -> None:
+        self.activation = activation
+        self.runner = runner
         self.store = store
-        self._explicit_state = state
-        self.listeners: list[Callable[[Plugin, str, dict[str, Any]], None]] = []
-        self.config = config or load_config()
-        settings = self.config.sandbox
-        if allow_process_isolation:  # the explicit opt-in to rlimits-only workers (= config sandbox.require: any)
-            settings = replace(settings, require="any")
-        self.host = host or detect_host(settings.nsjail)
-        shown = display_path(folder)
-        # The snapshot is what the worker mounts and what is verified: no window between check and use.
-        self.snapshot: Snapshot = take_snapshot(self.source, allow_unsigned=insecure_allow_unsigned)
-        early = self._early_spec(settings, shown) if activate else None
-        slot: WorkerSlot | None = None
-        if early is not None:
-            # Start the jail now and verify while it comes up; plugin code runs only after verification.
-            slot = acquire_slot(early, self.host, self._initial_state())
-        try:
-            if slot is not None:
-                slot.prepare()  # inside the try: a refused or failed spawn releases the slot
-            self.signature: SignatureCheck = check_activation(
-                self.snapshot, allow_unsigned=insecure_allow_unsigned, display=self.source, warn=warn
-            )
-            self.folder: PluginFolder = validate_folder(self.snapshot.path, check_import=False, display=shown)
-            self.manifest: Manifest = self.folder.manifest
-            self.name = self.manifest.name
-            self._check_runtime()
-            self.policy = SandboxPolicy.from_manifest(self.manifest, settings)
-            self.spec = self._worker_spec()
-        except BaseException:
-            if slot is not None:
-                release_slot(slot)
-            raise
-        if slot is None or slot_key(self.spec) != slot.key:
-            if slot is not None:
-                release_slot(slot)
-            slot = acquire_slot(self.spec, self.host, self._initial_state())
-        self.slot: WorkerSlot = slot
-        self.checkpointer: Checkpointer | None = None
-        if store is not None:
-            self.checkpointer = Checkpointer(
-                store, self.name, str(self.manifest.version), on_error=lambda exc: self._notify("checkpoint", error=exc)
-            )
-            slot.on_state = self.checkpointer.save
-            slot.session = SessionNamespace(store, self.name)
-        self.calls = 0
-        self.errors = 0
-        self._released = False
-        self._jobs: Dispatcher | None = None
-        self.history: collections.deque[CallRecord] | None = None  # see keep_history()
-        if activate:
-            try:
-                self.activate()
-            except BaseException:
-                self._released = True
-                release_slot(self.slot)  # a worker that never started must not keep the slot
-                raise
-
-    def _initial_state(self) -> dict[str, Any] | None:
-        """Explicit ``state=``, else the saved state of this plugin name in the store."""
-        if self._explicit_state is not None or self.store is None:
-            return self._explicit_state
-        return self.store.load_state(self.name)
-
-    def _notify(self, what: str, **detail: Any) -> None:
-        for listener in list(self.listeners):
-            listener(self, what, detail)
-
-    def _early_spec(self, settings: SandboxSettings, shown: str) -> WorkerSpec | None:
-        """The worker spec from the snapshot's manifest alone, or None if it does not load (reported later)."""
-        try:
-            manifest = load_manifest(self.snapshot.path, display=display_path(shown, "manifest.yaml"))
-        except SynapseError:
-            return None
-        if not manifest.runtime.satisfied_by(self.host.python_version):
-            return None
-        self.manifest, self.name = manifest, manifest.name
-        self.policy = SandboxPolicy.from_manifest(manifest, settings)
-        try:
-            requirements = load_requirements(self.snapshot.path)
-        except SynapseError:
-            return None
-        self.environment = lookup_environment(requirements, config=self.config, host=self.host)
-        if self.environment is None:
-            return None  # to be built, after verification (building runs the dependencies' build scripts)
-        return self._worker_spec()
-
-    def _worker_spec(self) -> WorkerSpec:
-        return WorkerSpec(
-            plugin=self.name,
-            version=str(self.manifest.version),
-            digest=self.snapshot.digest,
-            layout=JailLayout(
-                plugin_dir=self.snapshot.path, site_dirs=self._env.site_dirs, extra_dirs=self._env.extra_dirs
-            ),
-            policy=self.policy,
-            entrypoint=self.manifest.execution.entrypoint,
-            secrets={k: os.environ[k] for k in self.manifest.secrets if k in os.environ},
+        folder = activation.folder
+        if folder is None:
+            raise SynapseError("a plugin handle needs a validated folder", plugin=activation.name)
+        self.pipeline = Pipeline(
+            activation.manifest,
+            folder.schemas,
+            runner,
+            max_payload_bytes=activation.policy.max_payload_bytes,
+            timeout_ms=activation.policy.timeout_ms,
         )
+        self.pipeline.base_meta = self._base_meta()
+        self.checkpointer: Checkpointer | None = None
+        self._jobs: Dispatcher | None = None
+        self._released = False
 
-    def activate(self) -> StartInfo | None:
-        """Start the warm worker now (the cold start), unless one is running; returns its StartInfo."""
-        return self.slot.worker()[1]
+    def _base_meta(self) -> dict[str, Any]:
+        a = self.activation
+        signature = a.signature.to_meta() if a.signature is not None else {"signed": False}
+        return {
+            "plugin": a.name,
+            "version": str(a.manifest.version),
+            "runtime": "python{}.{}".format(*a.host.python_version),
+            "digest": a.snapshot.digest,
+            **signature,
+        }
 
-    def jail_config(self) -> JailConfig:
-        """The exact nsjail configuration this plugin's workers run under (file descriptors are placeholders)."""
-        return build_jail(self.policy, self.spec.layout, self.host, name=self.name)
-
-    # -- activation --------------------------------------------------------------------------------------------
-    def _check_runtime(self) -> None:
-        if not self.manifest.runtime.satisfied_by(self.host.python_version):
-            have = "python{}.{}".format(*self.host.python_version)
-            raise SandboxError(
-                f"needs runtime {self.manifest.runtime}, but this kernel runs {have}; "
-                "run it from a kernel with a newer interpreter",
-                plugin=self.name,
-            )
-        if self.environment is None and self._plan_environment_only:
-            self.environment = plan_environment(self.folder.requirements, config=self.config, host=self.host)
-        elif self.environment is None:
-            self.environment = resolve_environment(
-                self.folder.requirements,
-                plugin=self.name,
-                wheelhouse=self.wheelhouse,
-                progress=self.progress,
-                config=self.config,
-                host=self.host,
-            )
+    # -- what it is --------------------------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self.activation.name
 
     @property
-    def _env(self) -> Environment:
-        if self.environment is None:
-            raise SandboxError("no dependency environment was resolved before the worker spec", plugin=self.name)
-        return self.environment
+    def manifest(self) -> Manifest:
+        return self.activation.manifest
+
+    @property
+    def version(self) -> str:
+        return str(self.activation.manifest.version)
+
+    @property
+    def source(self) -> Path:
+        return self.activation.source
+
+    @property
+    def snapshot(self) -> Snapshot:
+        return self.activation.snapshot
+
+    @property
+    def digest(self) -> str:
+        return self.activation.snapshot.digest
+
+    @property
+    def folder(self) -> PluginFolder:
+        folder = self.activation.folder
+        if folder is None:  # pragma: no cover - checked in __init__
+            raise SynapseError("not validated", plugin=self.name)
+        return folder
+
+    @property
+    def schemas(self) -> SchemaSet:
+        return self.folder.schemas
+
+    @property
+    def signature(self) -> SignatureCheck | None:
+        return self.activation.signature
+
+    @property
+    def publisher(self) -> str:
+        return self.activation.publisher
+
+    @property
+    def policy(self) -> SandboxPolicy:
+        return self.activation.policy
+
+    @property
+    def config(self) -> Config:
+        return self.activation.config
+
+    @property
+    def host(self) -> HostInfo:
+        return self.activation.host
+
+    @property
+    def environment(self) -> Environment | None:
+        return self.activation.environment
+
+    @property
+    def spec(self) -> WorkerSpec | None:
+        return self.activation.spec
 
     @property
     def isolation(self) -> str:
-        return self.slot.isolation
+        return self.runner.isolation
+
+    @property
+    def worker(self) -> Worker | None:
+        return self.runner.worker
+
+    @property
+    def last_start(self) -> StartInfo | None:
+        return self.runner.last_start
 
     @property
     def network_events(self) -> list[EgressEvent]:
@@ -245,152 +156,100 @@ class Plugin:
         return recent_egress_events(self.name)
 
     @property
-    def last_start(self) -> StartInfo | None:
-        return self.slot.last_start
+    def listeners(self) -> list[Callable[[CallEvent], None]]:
+        """Called with a :class:`~synapse_nb.invocation.CallEvent` after every call, batch and job."""
+        return self.pipeline.listeners
 
-    # -- calls -------------------------------------------------------------------------------------------------
-    def _meta(self, worker: Worker, call: CallResult, started: StartInfo | None, t0: float) -> dict[str, Any]:
-        return {
-            "plugin": self.name,
-            "version": str(self.manifest.version),
-            "isolation": worker.isolation,
-            "runtime": "python{}.{}".format(*self.host.python_version),
-            "digest": self.snapshot.digest,
-            **self.signature.to_meta(),
-            "duration_ms": round((time.perf_counter() - t0) * 1000, 3),
-            "cold_start_ms": round(started.cold_start_ms, 3) if started else 0.0,
-            "queue_ms": round(call.queue_ms, 3),
-            "handler_ms": round(call.handler_ms, 3),
-            "stdout": call.stdout,
-            "stderr": call.stderr,
-            **({"state_saved": self.checkpointer.saved} if self.checkpointer is not None else {}),
-        }
+    @property
+    def calls(self) -> int:
+        return self.pipeline.calls
 
-    def _do(self, send: Callable[[Worker], CallResult]) -> tuple[Worker, CallResult, StartInfo | None]:
-        try:
-            done = self.slot.run(send)
-        except SynapseError as exc:
-            self._failed(exc, 0.0)
-            raise
-        return done
+    @property
+    def errors(self) -> int:
+        return self.pipeline.errors
 
-    def _failed(self, exc: SynapseError, ms: float) -> None:
-        self.errors += 1
-        if self.listeners:
-            self._notify("call", ms=ms, error=exc)
+    @property
+    def history(self) -> collections.deque[CallRecord] | None:
+        return self.pipeline.history
 
-    def _encode(self, payload: Any) -> bytes:
-        """The payload as JSON, size-checked and validated on the host: exactly what the handler will see."""
-        encoded = encode_payload(payload, plugin=self.name, max_bytes=self.policy.max_payload_bytes)
-        validate_input(self.folder.schemas, json.loads(encoded))
-        return encoded
+    def logs(self) -> dict[str, tuple[str, int]]:
+        """The running worker's raw streams: name -> (the last bytes kept, as text; how many were written).
+
+        ``stdout`` and ``stderr`` are what the plugin wrote straight to its file descriptors (per-call output is
+        in each call's ``meta`` and :attr:`history`), ``sandbox`` is nsjail's own log. Empty without a worker.
+        """
+        worker = self.runner.worker
+        if worker is None:
+            return {}
+        return {name: (ring.text(), ring.total) for name, ring in worker.logs.rings().items()}
 
     def keep_history(self, calls: int = 32) -> None:
         """Record the last ``calls`` calls in :attr:`history` (input, raw and validated output, timings, logs)."""
-        self.history = collections.deque(self.history or (), maxlen=calls) if calls > 0 else None
+        old = self.pipeline.history
+        self.pipeline.history = collections.deque(old or (), maxlen=calls) if calls > 0 else None
 
-    def _remember(self, payload: Any, started: float, call: CallResult | None, **fields: Any) -> None:
-        if self.history is not None:
-            record = CallRecord(
-                payload=payload, at=time.time(), total_ms=(time.perf_counter() - started) * 1000, **fields
-            )
-            if call is not None:
-                record.raw_output = call.result
-                record.queue_ms, record.handler_ms = call.queue_ms, call.handler_ms
-                record.stdout, record.stderr = call.stdout, call.stderr
-            self.history.append(record)
+    def jail_config(self) -> JailConfig:
+        """The exact nsjail configuration this plugin's workers run under (file descriptors are placeholders)."""
+        return jail_config(self.activation)
 
-    def _call(self, payload: Any, endpoint: str | None) -> tuple[Any, Worker, CallResult, StartInfo | None]:
-        """Host-side input checks, one round trip, host-side output check."""
-        t0 = time.perf_counter()
-        try:
-            encoded = self._encode(payload)
-        except SynapseError as exc:
-            self._failed(exc, 0.0)
-            self._remember(payload, t0, None, error=exc, stage="input")
-            raise
-        try:
-            worker, call, started = self._do(lambda w: w.call(encoded, endpoint=endpoint))
-        except SynapseError as exc:
-            self._remember(payload, t0, None, validated_input=payload, error=exc, stage="execute")
-            raise
-        try:
-            result = validate_output(self.folder.schemas, call.result)
-        except SynapseError as exc:
-            self._failed(exc, call.total_ms)
-            self._remember(payload, t0, call, validated_input=payload, error=exc, stage="output")
-            raise
-        self.calls += 1
-        if self.listeners:
-            self._notify("call", ms=(time.perf_counter() - t0) * 1000, error=None, handler_ms=call.handler_ms)
-        self._remember(payload, t0, call, validated_input=payload, output=result, stage="done")
-        return result, worker, call, started
+    # -- lifecycle ---------------------------------------------------------------------------------------------
+    def activate(self) -> StartInfo | None:
+        """Start the plugin now (the cold start), unless it runs already; its StartInfo when it started."""
+        started = self.runner.start()
+        if started is not None and self.store is not None and self.publisher != "unsigned":
+            self.store.note_version(self.activation.state_key, self.version)  # see activation: downgrades
+        return started
+
+    # -- calls -------------------------------------------------------------------------------------------------
+    def invoke(self, payload: Any, *, endpoint: str | None = None, timeout_ms: int | None = None) -> Invocation:
+        """Validate ``payload`` on the host, run it, validate the result on the host; with its metadata.
+
+        ``endpoint`` names an endpoint of ``spec.interfaces`` by key or path (default: ``execute``);
+        ``timeout_ms`` shortens the call's timeout (a caller's deadline), never lengthens it.
+        """
+        return self.pipeline.invoke(payload, endpoint=endpoint, timeout_ms=timeout_ms)
+
+    def run(self, payload: Any, *, endpoint: str | None = None, timeout_ms: int | None = None) -> Any:
+        """The validated result of one call."""
+        return self.pipeline.invoke(payload, endpoint=endpoint, timeout_ms=timeout_ms).result
+
+    def invoke_batch(
+        self, items: list[Any], *, endpoint: str | None = None, timeout_ms: int | None = None
+    ) -> Invocation:
+        """Validate every item, run them as one batch (``execute_batch``), validate every result."""
+        return self.pipeline.invoke_batch(items, endpoint=endpoint, timeout_ms=timeout_ms)
+
+    def run_batch(self, items: list[Any], *, endpoint: str | None = None, timeout_ms: int | None = None) -> list[Any]:
+        result: list[Any] = self.pipeline.invoke_batch(items, endpoint=endpoint, timeout_ms=timeout_ms).result
+        return result
 
     def submit(self, payload: Any) -> Job:
         """Queue one call and return its :class:`~synapse_nb.jobs.Job` at once (input validated now)."""
-        encoded = self._encode(payload)
+        encoded = self.pipeline.encode(payload)
         if self._jobs is None:
-            self._jobs = Dispatcher(self.name, self._run_many, self._finish_job)
+            self._jobs = Dispatcher(
+                self.name, self.runner.execute_many, self.pipeline.finish_job, self.pipeline.fail_job
+            )
         return self._jobs.submit(encoded)
-
-    def _run_many(self, payloads: list[bytes]) -> list[CallResult | SynapseError | None]:
-        return self.slot.run_many(payloads)[1]
-
-    def _finish_job(self, call: CallResult) -> Any:
-        try:
-            result = validate_output(self.folder.schemas, call.result)
-        except SynapseError as exc:
-            self._failed(exc, call.total_ms)
-            raise
-        self.calls += 1
-        if self.listeners:
-            self._notify("call", ms=call.total_ms, error=None, handler_ms=call.handler_ms)
-        return result
-
-    def invoke(self, payload: Any, *, endpoint: str | None = None) -> Invocation:
-        """Validate ``payload`` on the host, run it in the worker, validate the result on the host."""
-        t0 = time.perf_counter()
-        result, worker, call, started = self._call(payload, endpoint)
-        return Invocation(result, self._meta(worker, call, started, t0))
-
-    def run(self, payload: Any, *, endpoint: str | None = None) -> Any:
-        """The validated result of one call."""
-        return self._call(payload, endpoint)[0]
-
-    def invoke_batch(self, items: list[Any], *, endpoint: str | None = None) -> Invocation:
-        """Validate every item, run them as one batch (``execute_batch``), validate every result."""
-        t0 = time.perf_counter()
-        encoded = [encode_payload(item, plugin=self.name, max_bytes=self.policy.max_payload_bytes) for item in items]
-        for body in encoded:
-            validate_input(self.folder.schemas, json.loads(body))
-        worker, call, started = self._do(lambda w: w.call_batch(encoded, endpoint=endpoint))
-        results = call.result if isinstance(call.result, list) else []
-        for value in results:
-            validate_output(self.folder.schemas, value)
-        return Invocation(results, self._meta(worker, call, started, t0))
-
-    def run_batch(self, items: list[Any], *, endpoint: str | None = None) -> list[Any]:
-        result: list[Any] = self.invoke_batch(items, endpoint=endpoint).result
-        return result
 
     # -- state and teardown ------------------------------------------------------------------------------------
     @property
     def state(self) -> dict[str, Any]:
         """The last checkpointed ``self.state`` of the handler."""
-        return dict(self.slot.state)
+        return self.runner.state()
 
     @property
-    def worker(self) -> Worker | None:
-        return self.slot.current
+    def released(self) -> bool:
+        return self._released
 
     def teardown(self) -> dict[str, Any]:
-        """Let go of the worker (the last handle runs the handler's teardown); returns the state to preserve."""
+        """Let go of the plugin (the last handle runs the handler's teardown); returns the state to preserve."""
         if self._released:
-            return dict(self.slot.state)
+            return self.runner.state()
         self._released = True
         if self._jobs is not None:
             self._jobs.close()
-        final = release_slot(self.slot)
+        final = self.runner.close()
         if self.checkpointer is not None:
             self.checkpointer.save(final)
             self.checkpointer.flush()  # raises if the store is still unreachable; the state stays in memory
@@ -402,7 +261,69 @@ class Plugin:
     def __exit__(self, *exc: object) -> None:
         self.teardown()
 
+    def __repr__(self) -> str:
+        return f"<Plugin {self.name} {self.version} ({self.isolation})>"
 
-def load(path: str | Path, **kwargs: Any) -> Plugin:
-    """Activate the plugin folder at ``path`` in the sandbox."""
-    return Plugin(path, **kwargs)
+
+def sandboxed(
+    source: str | Path, options: ActivationOptions, *, store: StateStore | None = None, start: bool = True
+) -> Plugin:
+    """Run the activation pipeline for ``source`` and wrap it in a handle with a sandboxed runner."""
+    plan, slot = activate(source, options)
+    runner = SandboxRunner(slot)
+    plugin = Plugin(plan, runner, store=store)
+    if store is not None:
+        plugin.checkpointer = Checkpointer(
+            store,
+            plan.state_key,
+            str(plan.manifest.version),
+            on_error=_checkpoint_warning(options),
+        )
+        slot.on_state = plugin.checkpointer.save
+        checkpointer = plugin.checkpointer
+        plugin.pipeline.extra_meta = lambda: {"state_saved": checkpointer.saved}
+        sessions = plan.config.sessions
+        quota = SessionQuota(sessions.max_keys, sessions.max_bytes, sessions.default_ttl_s)
+        slot.session = SessionNamespace(store, plan.state_key, quota)
+    if start:
+        t0 = time.perf_counter()
+        try:
+            plugin.activate()
+        except BaseException:
+            runner.close()  # a worker that never started must not keep the slot
+            raise
+        plan.timings["start"] = round((time.perf_counter() - t0) * 1000, 3)
+    return plugin
+
+
+def _checkpoint_warning(options: ActivationOptions) -> Callable[[Exception], None] | None:
+    """What to do when a state checkpoint cannot be saved (the checkpointer keeps it and retries)."""
+    if options.on_checkpoint_error is not None:
+        return options.on_checkpoint_error
+    warn = options.warn
+    if warn is None:
+        return None
+    return lambda exc: warn(f"state checkpoint not saved, will retry: {exc}")
+
+
+def load(
+    path: str | Path,
+    *,
+    state: dict[str, Any] | None = None,
+    config: Config | None = None,
+    host: HostInfo | None = None,
+    insecure_allow_unsigned: bool = False,
+    allow_process_isolation: bool = False,
+    allow_downgrade: bool = False,
+    warn: Callable[[str], None] | None = None,
+    store: StateStore | None = None,
+    wheelhouse: str | Path | None = None,
+    progress: Any = None,
+) -> Plugin:
+    """Activate the plugin folder at ``path`` in the sandbox, without a manager (see ``synapse_nb.load``)."""
+    options = ActivationOptions(
+        config=config, host=host, insecure_allow_unsigned=insecure_allow_unsigned,
+        allow_process_isolation=allow_process_isolation, allow_downgrade=allow_downgrade, warn=warn,
+        wheelhouse=wheelhouse, progress=progress, store=store, state=state,
+    )  # fmt: skip
+    return sandboxed(path, options, store=store)

@@ -7,7 +7,6 @@ the same whichever way it was obtained. Standard library only (the guest imports
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import types
@@ -25,7 +24,25 @@ if TYPE_CHECKING:
     from pathlib import Path
     from typing import Any
 
-__all__ = ["HandlerHost", "describe_exception", "find_handler_classes", "load_handler_module"]
+__all__ = [
+    "RESERVED_METHODS",
+    "HandlerHost",
+    "describe_exception",
+    "find_handler_classes",
+    "load_handler_module",
+    "split_entrypoint",
+]
+
+# BaseHandler's own methods: an endpoint key never routes to one of these (they are not endpoints).
+RESERVED_METHODS = frozenset(
+    {"setup", "teardown", "validate_input", "validate_with_schema", "execute_batch", "state", "context"}
+)
+
+
+def split_entrypoint(entrypoint: str | None) -> tuple[str, str | None]:
+    """``handler.py:Class`` -> (``handler.py``, ``Class``); the default entry file when None."""
+    entry_file, _, class_name = (entrypoint or "handler.py").partition(":")
+    return entry_file or "handler.py", class_name or None
 
 
 def load_handler_module(
@@ -182,8 +199,7 @@ class HandlerHost:
     def __init__(self, plugin_dir: str | Path, context: Context, *, entrypoint: str | None = None) -> None:
         self.plugin_dir = str(plugin_dir)
         self.context = context
-        self.entry_file, _, class_name = (entrypoint or "handler.py").partition(":")
-        self.class_name = class_name or None
+        self.entry_file, self.class_name = split_entrypoint(entrypoint)
         self.handler: BaseHandler | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -240,13 +256,22 @@ class HandlerHost:
             raise PluginFailed("handler is not started")
         return self.handler
 
+    def _method(self, handler: BaseHandler, endpoint: str | None) -> Any:
+        """The method an endpoint key routes to: the handler's method of that name when it defines one (not a
+        lifecycle method), else ``execute``. ``primary`` (or no endpoint) is ``execute``."""
+        if endpoint and not endpoint.startswith("_") and endpoint not in RESERVED_METHODS:
+            method = getattr(handler, endpoint, None)
+            if callable(method):
+                return method
+        return handler.execute
+
     def call(self, payload: Any, *, endpoint: str | None = None, prevalidated: bool = False) -> Any:
         handler = self._require()
         self.context.endpoint = endpoint
         handler._synapse_prevalidated = ("input_schema.json", payload) if prevalidated else None
         try:
             validated = self._await(handler.validate_input(payload))
-            return self._await(handler.execute(validated))
+            return self._await(self._method(handler, endpoint)(validated))
         finally:
             handler._synapse_prevalidated = None
 
@@ -258,7 +283,11 @@ class HandlerHost:
             handler._synapse_prevalidated = ("input_schema.json", item) if prevalidated else None
             validated.append(self._await(handler.validate_input(item)))
         handler._synapse_prevalidated = None
-        results = self._await(handler.execute_batch(validated))
+        method = self._method(handler, endpoint)
+        if method == handler.execute:
+            results = self._await(handler.execute_batch(validated))
+        else:
+            results = [self._await(method(item)) for item in validated]
         if not isinstance(results, list) or len(results) != len(items):
             got = f"{len(results)} results" if isinstance(results, list) else type(results).__name__
             raise PluginFailed(f"execute_batch must return a list of {len(items)} results, got {got}")
@@ -277,28 +306,3 @@ class HandlerHost:
                 self._loop.close()
                 self._loop = None
         return dict(handler.state)
-
-
-def check_main(argv: list[str] | None = None) -> int:
-    """``check_main([PLUGIN_DIR, ENTRYPOINT, RESULT_FD])``: import handler.py, write its class as JSON to the fd.
-
-    Used by ``plugin validate`` in a separate process so that a handler's import side effects (and crashes)
-    never touch the caller; the report travels on its own file descriptor, apart from the handler's stdout.
-    """
-    args = sys.argv[1:] if argv is None else argv
-    plugin_dir = os.path.realpath(args[0])
-    entrypoint = args[1] or None
-    result_fd = int(args[2])
-    entry_file, _, class_name = (entrypoint or "handler.py").partition(":")
-    out: dict[str, Any]
-    try:
-        module = load_handler_module(plugin_dir, entry_file, module_name="handler")
-        cls = select_handler_class(module, entry_file, class_name or None)
-        out = {"ok": True, "class": cls.__name__, "line": _class_line(cls)}
-    except HandlerError as exc:
-        out = {"ok": False, "handler_error": [p.to_json() for p in exc.problems] or [{"message": str(exc)}]}
-    except BaseException as exc:  # the handler's own code failed while importing
-        out = {"ok": False, "exception": describe_exception(exc, plugin_dir)}
-    with open(result_fd, "w", encoding="utf-8") as fh:
-        json.dump(out, fh)
-    return 0

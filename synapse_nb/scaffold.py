@@ -7,7 +7,6 @@ One template per integration point of the spec: ``python`` (generic), ``model-wr
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import tempfile
 from importlib import resources
@@ -15,11 +14,11 @@ from importlib.abc import Traversable
 from pathlib import Path
 
 from .errors import UsageError
+from .manifest import PLUGIN_NAME
 
 __all__ = ["TEMPLATES", "class_name_for", "create_plugin"]
 
 TEMPLATES = ("python", "model-wrapper", "data-processor", "service-connector", "event-handler")
-_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
 def class_name_for(name: str) -> str:
@@ -48,7 +47,7 @@ def _copy_tree(source: Traversable, target: Path, values: dict[str, str]) -> Non
 
 def create_plugin(name: str, *, template: str = "python", directory: str | Path | None = None) -> Path:
     """Create a plugin folder (default ``./NAME``) from ``template``; refuses to overwrite anything."""
-    if not _NAME.match(name or ""):
+    if not PLUGIN_NAME.match(name or ""):
         raise UsageError(
             f"plugin name {name!r} is not a lower-case DNS label (a-z, 0-9 and '-', e.g. 'custom-processor')"
         )

@@ -4,20 +4,31 @@ Every ``*.json`` file in ``schemas/`` is loaded and registered with a :mod:`refe
 name (and under its ``$id`` when it has one), so ``{"$ref": "common.json#/$defs/text"}`` works between sibling
 files. Nothing is ever fetched from the network: a ``$ref`` that leaves the folder is an error at validation
 time, not a surprise at the first call.
+
+Schemas are untrusted (they come from plugin folders), so loading is bounded (size, nesting depth, every
+``pattern`` compiled by the linear-time engine, refused with the reason when it uses lookaround or
+backreferences) and validation runs with the bounded validator classes of :mod:`synapse_nb.boundedschema`,
+against the call's deadline when it has one. Whatever a schema file holds, the outcome is a located
+:class:`SchemaError` (exit 3), never an internal error.
 """
 
 from __future__ import annotations
 
 import functools
-import json
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urldefrag, urljoin
 
-from .errors import Problem, SchemaError, ValidationError
+from . import budget
+from .errors import PluginTimeout, Problem, SchemaError, ValidationError
 from .fastschema import compile_is_valid, is_plainly_valid_schema
+from .linregex import refusal
+from .schemawalk import Path as SchemaPath
+from .schemawalk import pointer as _pointer
+from .schemawalk import walk
 
 if TYPE_CHECKING:
     from referencing import Registry
@@ -81,14 +92,12 @@ def draft_of(schema: Any, *, file: str = "schema") -> int:
 
 
 def validator_class_for(schema: Any, *, file: str = "schema") -> Any:
-    """The jsonschema validator class for the schema's declared ``$schema`` (draft-07 when absent)."""
+    """The bounded jsonschema validator class for the schema's declared ``$schema`` (draft-07 when absent)."""
     import jsonschema
 
-    return getattr(jsonschema, _validator_name(schema, file))
+    from .boundedschema import bounded_class
 
-
-def _pointer(path: Any) -> str:
-    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in path)
+    return bounded_class(getattr(jsonschema, _validator_name(schema, file)))
 
 
 def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -98,23 +107,6 @@ def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
             raise ValueError(f"duplicate key {key!r}")
         out[key] = value
     return out
-
-
-def _refs(node: Any, base: str, path: tuple[Any, ...] = ()) -> list[tuple[str, str, tuple[Any, ...]]]:
-    """Every ($ref value, base URI it resolves against, path) in a schema document."""
-    found: list[tuple[str, str, tuple[Any, ...]]] = []
-    if isinstance(node, dict):
-        if isinstance(node.get("$id"), str):
-            base = urljoin(base, node["$id"])
-        for key, value in node.items():
-            if key in ("$ref", "$dynamicRef") and isinstance(value, str):
-                found.append((value, base, (*path, key)))
-            elif key not in ("const", "enum", "examples", "default"):
-                found.extend(_refs(value, base, (*path, key)))
-    elif isinstance(node, list):
-        for i, item in enumerate(node):
-            found.extend(_refs(item, base, (*path, i)))
-    return found
 
 
 @dataclass
@@ -163,11 +155,53 @@ class SchemaSet:
             self._checks[name] = check
         return check
 
-    def validate(self, name: str, payload: Any, *, direction: str | None = None) -> Any:
-        """Return ``payload`` if it matches schema ``name``; else raise :class:`ValidationError` with its pointer."""
+    def validate(
+        self,
+        name: str,
+        payload: Any,
+        *,
+        direction: str | None = None,
+        deadline: float | None = None,
+        timeout_ms: int | None = None,
+    ) -> Any:
+        """Return ``payload`` if it matches schema ``name``; else raise :class:`ValidationError` with its pointer.
+
+        ``deadline`` (a :func:`time.monotonic` value) bounds the work: past it, :class:`PluginTimeout` (exit 5)
+        is raised within the margin documented in :mod:`synapse_nb.budget`; ``timeout_ms`` is the call's
+        timeout, for the error's message.
+        """
+        what = direction or "payload"
+        try:
+            return budget.within(deadline, self._validate, name, payload, direction)
+        except budget.DeadlineExceeded:
+            budget_text = f" of {timeout_ms} ms" if timeout_ms else ""
+            raise PluginTimeout(
+                f"{what} validation against {name} exceeded the call's time budget{budget_text}",
+                plugin=self.plugin,
+                timeout_ms=timeout_ms or 0,
+            ) from None
+        except RecursionError:
+            raise ValidationError(
+                f"{what} is nested too deeply to validate against {name}",
+                plugin=self.plugin,
+                schema=name,
+                direction=direction,
+            ) from None
+        except Exception as exc:
+            from referencing.exceptions import Unresolvable
+
+            if isinstance(exc, Unresolvable):  # a $ref reached only through a path load_schemas could not see
+                raise SchemaError(f"{SCHEMA_DIR}/{name}: {exc}", plugin=self.plugin) from None
+            raise
+
+    def _validate(self, name: str, payload: Any, direction: str | None) -> Any:
         if self.check(name)(payload):
             return payload
         raise validation_error(self.validator(name), payload, name=name, direction=direction, plugin=self.plugin)
+
+
+#: Errors collected to explain an invalid payload (the best of them is reported, with a count of the others).
+MAX_ERRORS = 50
 
 
 def validation_error(
@@ -176,19 +210,43 @@ def validation_error(
     """The :class:`ValidationError` for an invalid payload: the most relevant error, with the count of others."""
     from jsonschema.exceptions import best_match
 
-    errors = list(validator.iter_errors(payload))
+    from .boundedschema import trimmed
+
+    errors = [trimmed(e) for e in itertools.islice(validator.iter_errors(payload), MAX_ERRORS)]
     best = best_match(errors)
     if best is None:  # pragma: no cover - is_valid said False, so there is at least one error
         raise ValueError("validation_error() called with a valid payload")
-    pointer = _pointer(best.absolute_path)
+    pointer = _pointer(tuple(best.absolute_path))
     what = direction or "payload"
-    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    if len(errors) == MAX_ERRORS:
+        more = f" (and at least {MAX_ERRORS - 1} more)"
+    else:
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
     message = f"{what} failed validation against {name}: {pointer or '/'}: {best.message}{more}"
-    details = [f"{_pointer(e.absolute_path) or '/'}: {e.message}" for e in errors[1:6]]
+    details = [f"{_pointer(tuple(e.absolute_path)) or '/'}: {e.message}" for e in errors[1:6]]
     return ValidationError(message, plugin=plugin, pointer=pointer, schema=name, direction=direction, details=details)
 
 
+def _pattern_problems(display: str, node: dict[str, Any], where: SchemaPath) -> list[Problem]:
+    """Patterns of one schema object that the linear-time engine refuses, located."""
+    found: list[Problem] = []
+    pattern = node.get("pattern")
+    if isinstance(pattern, str):
+        why = refusal(pattern)
+        if why:
+            found.append(Problem(display, why, pointer=_pointer((*where, "pattern"))))
+    patterns = node.get("patternProperties")
+    if isinstance(patterns, dict):
+        for key in patterns:
+            why = refusal(key)
+            if why:
+                found.append(Problem(display, why, pointer=_pointer((*where, "patternProperties", key))))
+    return found
+
+
 def _load_one(path: Path, display: str) -> tuple[Any, list[Problem]]:
+    from .jsonsafe import loads
+
     try:
         raw = path.read_bytes()
     except OSError as exc:
@@ -196,31 +254,27 @@ def _load_one(path: Path, display: str) -> tuple[Any, list[Problem]]:
     if len(raw) > MAX_SCHEMA_BYTES:
         return None, [Problem(display, f"file is over the {MAX_SCHEMA_BYTES >> 20} MiB limit for a schema")]
     try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        return None, [Problem(display, "not UTF-8 text; is this a binary file?")]
-    try:
-        schema = json.loads(text, object_pairs_hook=_reject_duplicates)
-    except json.JSONDecodeError as exc:
-        return None, [Problem(display, f"not valid JSON: {exc.msg}", exc.lineno, exc.colno)]
-    except ValueError as exc:
-        return None, [Problem(display, f"not valid JSON: {exc}")]
+        schema = loads(raw.removeprefix(b"\xef\xbb\xbf"), what=display, object_pairs_hook=_reject_duplicates)
+    except ValidationError as exc:
+        return None, [Problem(display, p.message, p.line, p.col) for p in exc.problems]
     if not isinstance(schema, (dict, bool)):
         return None, [Problem(display, f"a schema must be an object or a boolean, got {type(schema).__name__}")]
     try:
         draft = draft_of(schema, file=display)
     except SchemaError as exc:
         return None, exc.problems
-    if is_plainly_valid_schema(schema, draft):
+    problems = [p for node, where, _ in walk(schema, "") for p in _pattern_problems(display, node, where)]
+    if not problems and is_plainly_valid_schema(schema, draft):
         return schema, []  # well-formed by construction; jsonschema is not even imported
     cls = validator_class_for(schema, file=display)
-    problems = [
-        Problem(
-            display,
-            f"not a valid {_draft_name(cls)} schema: {err.message}",
-            pointer=_pointer(err.absolute_path),
-        )
-        for err in sorted(_meta_validator(cls).iter_errors(schema), key=lambda e: list(map(str, e.absolute_path)))
+    try:
+        errors = sorted(_meta_validator(cls).iter_errors(schema), key=lambda e: list(map(str, e.absolute_path)))
+    except RecursionError:
+        return schema, [*problems, Problem(display, "nested too deeply to check against its draft's metaschema")]
+    problems += [
+        Problem(display, f"not a valid {_draft_name(cls)} schema: {err.message}", pointer=_pointer(err.absolute_path))
+        for err in errors
+        if not (err.validator == "format" and err.validator_value == "regex")  # reported above, with the reason
     ]
     return schema, problems
 
@@ -234,7 +288,8 @@ def _meta_validator(cls: Any) -> Any:
 
 
 def _draft_name(cls: Any) -> str:
-    return str(cls.__name__).removesuffix("Validator").replace("Draft", "draft-").replace("draft-20", "draft 20")
+    name = str(cls.__name__).removeprefix("Bounded")
+    return name.removesuffix("Validator").replace("Draft", "draft-").replace("draft-20", "draft 20")
 
 
 def load_schemas(
@@ -267,30 +322,66 @@ def load_schemas(
             schemas[path.name] = schema
     if problems:
         raise SchemaError.from_problems(problems, plugin=plugin)
-    refs = {name: _refs(s, s.get("$id", name) if isinstance(s, dict) else name) for name, s in schemas.items()}
-    if not any(refs.values()):
+    bases = {name: _base_uri(name, s) for name, s in schemas.items()}
+    if not any(_has_ref(node) for name, s in schemas.items() for node, _, _ in walk(s, bases[name])):
         return SchemaSet(folder=folder, schemas=schemas, plugin=plugin)  # no $ref: no registry needed yet
-
-    from referencing.exceptions import Unresolvable
-
     registry = _registry(schemas)
-    for name, name_refs in refs.items():
-        for ref, ref_base, ref_path in name_refs:
-            target = urljoin(ref_base, ref) if ref_base else ref
-            try:
-                registry.resolver(base_uri=ref_base).lookup(ref)
-            except Unresolvable:
-                where, _ = urldefrag(target)
-                if where and "://" in where:
-                    why = "remote $ref fetching is disabled; copy that schema into schemas/ and refer to it by name"
-                else:
-                    why = "no such sibling schema or location"
-                problems.append(
-                    Problem(shown(name), f"$ref {ref!r} cannot be resolved: {why}", pointer=_pointer(ref_path))
-                )
+    problems = _reference_problems(schemas, bases, registry, shown)
     if problems:
         raise SchemaError.from_problems(problems, plugin=plugin)
     return SchemaSet(folder=folder, schemas=schemas, plugin=plugin, _registry=registry)
+
+
+_REF_KEYWORDS = ("$ref", "$dynamicRef", "$recursiveRef")
+
+
+def _has_ref(node: dict[str, Any]) -> bool:
+    return any(isinstance(node.get(k), str) for k in _REF_KEYWORDS)
+
+
+def _base_uri(name: str, schema: Any) -> str:
+    ident = schema.get("$id") if isinstance(schema, dict) else None
+    return ident if isinstance(ident, str) else name
+
+
+def _reference_problems(
+    schemas: dict[str, Any], bases: dict[str, str], registry: Registry, shown: Callable[[str], str]
+) -> list[Problem]:
+    """Every ``$ref`` reachable from the schemas resolves to a sibling, and what it reaches holds no refused
+    pattern and no unresolvable ``$ref`` either (a ref may point anywhere, even into an ``enum`` value)."""
+    from referencing.exceptions import Unresolvable
+
+    problems: list[Problem] = []
+    seen: set[int] = set()
+    queue: list[tuple[Any, str, SchemaPath, str, bool]] = [(s, n, (), bases[n], False) for n, s in schemas.items()]
+    while queue:
+        target, name, path, base, followed = queue.pop(0)
+        for node, where, uri in walk(target, base, path, seen):
+            if followed:  # reached only through a $ref: its patterns were not checked with its file
+                problems.extend(_pattern_problems(shown(name), node, where))
+            for keyword in _REF_KEYWORDS:
+                ref = node.get(keyword)
+                if not isinstance(ref, str):
+                    continue
+                try:
+                    resolved = registry.resolver(base_uri=uri).lookup(ref)
+                    target_uri = urldefrag(urljoin(uri, ref))[0] or uri
+                except (Unresolvable, ValueError):
+                    where_to = urldefrag(ref)[0]
+                    if where_to and "://" in where_to:
+                        why = "remote $ref fetching is disabled; copy that schema into schemas/ and refer to it by name"
+                    else:
+                        why = "no such sibling schema or location"
+                    problems.append(
+                        Problem(
+                            shown(name),
+                            f"{keyword} {ref!r} cannot be resolved: {why}",
+                            pointer=_pointer((*where, keyword)),
+                        )
+                    )
+                    continue
+                queue.append((resolved.contents, name, (*where, keyword), target_uri, True))
+    return problems
 
 
 def _registry(schemas: dict[str, Any]) -> Registry:

@@ -47,8 +47,8 @@ class RecordingServer(http.server.ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
+    def __init__(self, handler: type[http.server.BaseHTTPRequestHandler] = _Handler) -> None:
+        super().__init__(("127.0.0.1", 0), handler)
         self.requests: list[dict[str, Any]] = []
         self.redirect_to = "http://forbidden.example/"
 
@@ -58,8 +58,8 @@ class RecordingServer(http.server.ThreadingHTTPServer):
 
 
 @contextmanager
-def recording_server() -> Iterator[RecordingServer]:
-    server = RecordingServer()
+def recording_server(handler: type[http.server.BaseHTTPRequestHandler] = _Handler) -> Iterator[RecordingServer]:
+    server = RecordingServer(handler)
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:

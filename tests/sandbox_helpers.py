@@ -101,3 +101,14 @@ def jailed_pids() -> set[int]:
         except OSError:
             continue
     return pids
+
+
+def state_key(name: str) -> str:
+    """Where a plugin signed with this SYNAPSE_HOME's developer key keeps its state: ``name@publisher``."""
+    from cryptography import x509
+
+    from synapse_nb.signing.certs import fingerprint
+    from synapse_nb.signing.keys import KeyFiles, keys_dir
+
+    ca = x509.load_pem_x509_certificate(KeyFiles(keys_dir()).ca_cert.read_bytes())
+    return f"{name}@root-{fingerprint(ca)[:32]}"

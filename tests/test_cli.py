@@ -70,7 +70,7 @@ def test_several_paths_report_each_and_exit_with_the_first_failure(
 def test_usage_errors_exit_2_with_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["plugin", "frobnicate"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: synapse-cli plugin: argument SUBCOMMAND: invalid choice: 'frobnicate'")
+    assert err.startswith("error: synapse-cli plugin: unknown command 'frobnicate'; choose from init, validate")
     assert len(err.strip().splitlines()) == 1
 
 

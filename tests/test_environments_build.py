@@ -123,10 +123,13 @@ def test_a_plugin_whose_needs_the_kernel_meets_reuses_the_kernel_environment(tmp
     assert not (Path(os.environ["SYNAPSE_HOME"]) / "envs").exists()  # nothing built
 
 
-def test_a_syntax_error_on_line_3_names_the_line_at_activation(tmp_path: Path) -> None:
-    folder = plugin_with(tmp_path / "p", "tinypkg\ntinydep\nnumpy >= = 1\n", "return {}")
+def test_a_syntax_error_on_line_3_names_the_line_at_sign_and_at_activation(tmp_path: Path) -> None:
+    folder = write_plugin(tmp_path / "p", "return {}", name="needs-deps")
+    (folder / "requirements.txt").write_text("tinypkg\ntinydep\nnumpy >= = 1\n")
     with pytest.raises(RequirementsError, match=r"requirements.txt:3: 'numpy >= = 1' is not a PEP 508"):
-        load(folder)
+        sign_folder(folder)  # the same static checks as validate and activation: nothing invalid gets signed
+    with pytest.raises(RequirementsError, match=r"requirements.txt:3: 'numpy >= = 1' is not a PEP 508"):
+        load(folder, insecure_allow_unsigned=True, warn=lambda _text: None)
 
 
 # -- bad input ---------------------------------------------------------------------------------------------------

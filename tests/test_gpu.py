@@ -11,7 +11,7 @@ import pytest
 
 from synapse_nb.cli import main
 from synapse_nb.errors import SandboxError
-from synapse_nb.plugin import Plugin
+from synapse_nb.plugin import load
 from synapse_nb.sandbox.gpu import GpuFiles, find_gpu, parse_ldconfig
 from synapse_nb.sandbox.host import detect_host
 from synapse_nb.sandbox.isolation import admit
@@ -136,7 +136,7 @@ def test_gpu_true_is_admitted_only_where_a_gpu_exists() -> None:
 def test_a_gpu_false_jail_shows_no_nvidia_device(tmp_path: Path) -> None:
     require_nsjail()
     body = "return {'dev': sorted(os.listdir('/dev'))}"
-    plugin = Plugin(write_network_plugin(tmp_path / "nogpu", body, [], name="no-gpu"))
+    plugin = load(write_network_plugin(tmp_path / "nogpu", body, [], name="no-gpu"))
     try:
         assert plugin.run({}) == {"dev": ["null", "urandom", "zero"]}
     finally:
@@ -150,14 +150,14 @@ def test_gpu_true_on_a_host_without_one_fails_with_a_clear_error(
     body = "return {'dev': sorted(os.listdir('/dev'))}"
     folder = write_network_plugin(tmp_path / "gpu", body, [], name="wants-gpu", gpu=True)
     if detect_host().gpu.available:  # a GPU runner: the devices are there
-        plugin = Plugin(folder)
+        plugin = load(folder)
         try:
             assert "nvidiactl" in plugin.run({})["dev"]
         finally:
             plugin.teardown()
         return
     with pytest.raises(SandboxError) as info:
-        Plugin(folder)
+        load(folder)
     assert info.value.exit_code == 8
     assert str(info.value) == (
         "wants-gpu: asks for a GPU (system_resources.gpu: true) but this host has no NVIDIA device nodes "

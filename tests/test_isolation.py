@@ -8,12 +8,13 @@ import json
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from synapse_nb.cli import main
 from synapse_nb.errors import PluginTimeout, ResourceLimitExceeded, SandboxError
-from synapse_nb.plugin import Plugin
+from synapse_nb.plugin import load
 from synapse_nb.sandbox.host import detect_host
 from synapse_nb.sandbox.isolation import admit, expected_isolation, probe, static_capabilities
 from synapse_nb.sandbox.policy import SandboxPolicy
@@ -33,6 +34,15 @@ limits = {name: resource.getrlimit(getattr(resource, name))[0] for name in
 return {"isolation": self.context.isolation, "env": dict(os.environ), "cwd": os.getcwd(),
         "session_leader": os.getsid(0) == os.getpid(), "limits": limits, "pid": os.getpid()}
 """
+
+
+def seen_unprivileged(nsjail: Path | None = None) -> Any:
+    """This host as an unprivileged user has it. As root, the process level drops the worker to uid 65534, which
+    here cannot reach the interpreter (it lives under a 0700 /root), so the worker is refused (see
+    test_trust_boundary); the behaviour of the level itself (rlimits, environment, limits) is what these tests
+    check, so they present the host as unprivileged: the worker then runs as the test's own user."""
+    host = detect_host(str(nsjail) if nsjail is not None else None)
+    return dataclasses.replace(host, uid=4242, gid=4242) if host.is_root else host
 
 
 def configure(home: Path, text: str) -> None:
@@ -120,7 +130,7 @@ def test_the_probe_starts_a_trial_jail_on_this_host() -> None:
 def test_a_forced_process_level_is_refused_without_the_opt_in(synapse_home: Path, tmp_path: Path) -> None:
     configure(synapse_home, "sandbox:\n  isolation: process\n")
     with pytest.raises(SandboxError, match="without an explicit opt-in") as info:
-        Plugin(write_plugin(tmp_path / "p", "return {}", name="forced"))
+        load(write_plugin(tmp_path / "p", "return {}", name="forced"))
     assert info.value.exit_code == 8
 
 
@@ -129,7 +139,7 @@ def test_the_process_level_runs_with_rlimits_a_new_session_and_a_cleared_environ
 ) -> None:
     configure(synapse_home, "sandbox:\n  isolation: process\n  require: any\n  nofile: 100\n")
     monkeypatch.setenv("SYNAPSE_TEST_CANARY", "HOST-ENV-CANARY")
-    plugin = Plugin(write_plugin(tmp_path / "p", INSPECT, name="proc-level"))
+    plugin = load(write_plugin(tmp_path / "p", INSPECT, name="proc-level"), host=seen_unprivileged())
     try:
         invocation = plugin.invoke({})
         result = invocation.result
@@ -155,7 +165,11 @@ def test_the_process_level_runs_with_rlimits_a_new_session_and_a_cleared_environ
 
 def test_the_opt_in_can_be_given_by_the_caller(synapse_home: Path, tmp_path: Path) -> None:
     configure(synapse_home, "sandbox:\n  isolation: process\n")
-    plugin = Plugin(write_plugin(tmp_path / "p", "return {'ok': True}", name="opted-in"), allow_process_isolation=True)
+    plugin = load(
+        write_plugin(tmp_path / "p", "return {'ok': True}", name="opted-in"),
+        allow_process_isolation=True,
+        host=seen_unprivileged(),
+    )
     try:
         assert plugin.invoke({}).meta["isolation"] == "process"
     finally:
@@ -165,8 +179,10 @@ def test_the_opt_in_can_be_given_by_the_caller(synapse_home: Path, tmp_path: Pat
 def test_limits_and_timeouts_hold_at_the_process_level(synapse_home: Path, tmp_path: Path) -> None:
     configure(synapse_home, "sandbox:\n  isolation: process\n  require: any\n  fsize_mb: 1\n")
     body = "open(os.environ['TMPDIR'] + '/big', 'wb').write(b'x' * (2 << 20))"
-    big = Plugin(write_plugin(tmp_path / "big", body, name="big-file"))
-    slow = Plugin(write_plugin(tmp_path / "slow", "time.sleep(30)", name="slow", timeout="300ms"))
+    big = load(write_plugin(tmp_path / "big", body, name="big-file"), host=seen_unprivileged())
+    slow = load(
+        write_plugin(tmp_path / "slow", "time.sleep(30)", name="slow", timeout="300ms"), host=seen_unprivileged()
+    )
     try:
         with pytest.raises(ResourceLimitExceeded, match="file size limit exceeded: fsize_mb=1"):
             big.run({})
@@ -188,7 +204,7 @@ def test_network_scopes_are_refused_at_the_process_level(synapse_home: Path, tmp
     configure(synapse_home, "sandbox:\n  isolation: process\n  require: any\n")
     folder = write_network_plugin(tmp_path / "net", "return {}", ["api.example.com"], name="net-proc")
     with pytest.raises(SandboxError, match="which process-level isolation cannot confine") as info:
-        Plugin(folder)
+        load(folder)
     assert info.value.exit_code == 8
 
 
@@ -201,9 +217,14 @@ def test_the_cli_labels_process_level_results_and_refuses_without_the_opt_in(
     err = capsys.readouterr().err
     assert err.startswith("error: cli-proc: refusing process-level isolation (rlimits only) without an explicit opt-in")
     configure(synapse_home, "sandbox:\n  isolation: process\n  require: any\n")
+    if os.geteuid() == 0:  # the CLI sees the real host: root never runs a plugin unjailed
+        assert main(["plugin", "run", str(folder), "--input", "{}", "--json"]) == 8
+        assert "refusing process-level isolation as root" in capsys.readouterr().err
+        return
     assert main(["plugin", "run", str(folder), "--input", "{}", "--json"]) == 0
-    out = json.loads(capsys.readouterr().out)
-    assert out["meta"]["isolation"] == "process"
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["meta"]["isolation"] == "process"
+    assert "runs at the process level: rlimits only, NOT a sandbox" in captured.err
 
 
 @pytest.fixture
@@ -217,7 +238,7 @@ def test_where_nsjail_cannot_create_namespaces_plugins_are_refused_naming_the_ca
 ) -> None:
     configure(synapse_home, f"sandbox:\n  nsjail: {failing_nsjail}\n")
     with pytest.raises(SandboxError) as info:
-        Plugin(write_plugin(tmp_path / "p", "return {}", name="no-namespaces"))
+        load(write_plugin(tmp_path / "p", "return {}", name="no-namespaces"))
     message = str(info.value)
     assert info.value.exit_code == 8
     assert "without an explicit opt-in (namespaces: nsjail could not create the jail: clone(flags=" in message
@@ -230,7 +251,7 @@ def test_where_nsjail_cannot_create_namespaces_the_opt_in_runs_at_process_level(
     synapse_home: Path, tmp_path: Path, failing_nsjail: Path
 ) -> None:
     configure(synapse_home, f"sandbox:\n  nsjail: {failing_nsjail}\n  require: any\n")
-    plugin = Plugin(write_plugin(tmp_path / "p", INSPECT, name="fell-back"))
+    plugin = load(write_plugin(tmp_path / "p", INSPECT, name="fell-back"), host=seen_unprivileged(failing_nsjail))
     try:
         invocation = plugin.invoke({})
         assert invocation.meta["isolation"] == "process"
@@ -251,4 +272,4 @@ def test_a_plugin_that_crashes_while_starting_under_a_working_nsjail_is_not_take
 
     sign_folder(folder)
     with pytest.raises(SandboxError, match="worker exited while starting with status 3"):
-        Plugin(folder)
+        load(folder)

@@ -18,7 +18,7 @@ from synapse_nb.manager import LifecycleEvent, PluginManager, Stage
 from synapse_nb.state import open_store
 
 from .conftest import RedisServer
-from .sandbox_helpers import require_nsjail, write_plugin
+from .sandbox_helpers import require_nsjail, state_key, write_plugin
 
 Make = Callable[..., Path]
 
@@ -186,7 +186,7 @@ def test_a_counter_run_twice_from_the_cli_returns_1_then_2(
         outputs.append(json.loads(capsys.readouterr().out)["result"])
     assert outputs == [{"n": 1}, {"n": 2}]
     if backend == "redis":
-        assert open_store(server.url).load_state("counter") == {"n": 2}
+        assert open_store(server.url).load_state(state_key("counter")) == {"n": 2}
 
 
 def test_a_crash_loses_at_most_the_call_in_flight(make: Make) -> None:
@@ -217,7 +217,7 @@ def test_a_teardown_that_hangs_is_bounded_and_keeps_the_last_checkpoint(make: Ma
     assert manager.teardown("hangs") == {"n": 2}
     assert time.perf_counter() - t0 < 3
     assert "teardown did not finish within 300 ms" in manager.get("hangs").history[-1].detail
-    assert open_store().load_state("hangs") == {"n": 2}
+    assert open_store().load_state(state_key("hangs")) == {"n": 2}
 
 
 def test_a_teardown_that_raises_keeps_the_last_checkpoint(make: Make) -> None:
@@ -239,7 +239,7 @@ def test_two_managers_share_one_sqlite_store(make: Make) -> None:
     a.teardown_all()
     b.teardown_all()
     store = open_store()
-    assert (store.load_state("left"), store.load_state("right")) == ({"n": 3}, {"n": 3})
+    assert (store.load_state(state_key("left")), store.load_state(state_key("right"))) == ({"n": 3}, {"n": 3})
 
 
 def test_context_session_is_shared_across_calls_and_workers(make: Make) -> None:
@@ -281,7 +281,7 @@ def test_redis_going_away_mid_run_is_reported_and_nothing_is_dropped(
     redis_server.start()
     assert manager.run("resilient", {}) == {"n": 3}  # the next checkpoint reaches the store again
     manager.teardown("resilient")
-    assert open_store(redis_server.url).load_state("resilient") == {"n": 3}
+    assert open_store(redis_server.url).load_state(state_key("resilient")) == {"n": 3}
 
 
 def test_teardown_while_the_store_is_down_raises_and_keeps_the_state(

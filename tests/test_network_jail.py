@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from synapse_nb.errors import SandboxError
-from synapse_nb.plugin import Plugin
+from synapse_nb.plugin import Plugin, load
 from synapse_nb.sandbox.jail import EGRESS_DIR
 
 from .network_helpers import Listener, RecordingServer, recording_server, write_network_plugin
@@ -138,7 +138,7 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 def client_plugin(folder: Path, domains: list[str], name: str = "net-client") -> Plugin:
-    return Plugin(write_network_plugin(folder, CLIENT, domains, name=name))
+    return load(write_network_plugin(folder, CLIENT, domains, name=name))
 
 
 @pytest.fixture(scope="module")

@@ -289,7 +289,20 @@ def test_connections_beyond_the_limit_get_503_and_an_event(make_proxy: MakeProxy
 
 
 def fds() -> set[str]:
-    return set(os.listdir("/proc/self/fd"))
+    """This process's open descriptors that are sockets, or ends of the pipes in ``_watched_pipes`` (other
+    threads, such as the launcher pool refilling in the background, open pipes of their own)."""
+    found = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:") or target in _watched_pipes:
+            found.add(fd)
+    return found
+
+
+_watched_pipes: set[str] = set()
 
 
 def egress_threads() -> list[str]:
@@ -365,6 +378,7 @@ def test_only_one_listener_is_adopted_and_nothing_else_that_is_handed_over(make_
     wildcard.listen()
     unbound = socket.socket()
     r, w = os.pipe()
+    _watched_pipes.add(os.readlink(f"/proc/self/fd/{r}"))
     for fd in (udp.fileno(), wildcard.fileno(), unbound.fileno(), r):
         hand_over(proxy, fd)
     assert proxy.jail_listener is None
@@ -381,3 +395,44 @@ def test_only_one_listener_is_adopted_and_nothing_else_that_is_handed_over(make_
     os.close(w)
     time.sleep(0.05)
     assert fds() <= before | {str(proxy.jail_listener.fileno())}  # refused descriptors were closed
+
+
+def test_a_large_response_is_relayed_intact_and_a_decision_is_reused_briefly(make_proxy: MakeProxy) -> None:
+    """The relay splices bytes kernel to kernel; the name is resolved once for repeated requests."""
+    import hashlib
+    import http.server
+
+    blob = os.urandom(8 << 20)
+
+    class Big(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(blob)))
+            self.end_headers()
+            self.wfile.write(blob)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Big)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    port = httpd.server_address[1]
+    lookups: list[str] = []
+
+    def counting_resolver(host: str, port: int) -> list[str]:
+        lookups.append(host)
+        return system_resolver(host, port)
+
+    try:
+        proxy = make_proxy([f"localhost:{port}"], resolver=counting_resolver)
+        for _ in range(2):
+            reply = exchange(
+                proxy, f"GET http://localhost:{port}/big HTTP/1.1\r\nHost: localhost:{port}\r\n\r\n".encode()
+            )
+            head, _, body = reply.partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.0 200")
+            assert hashlib.sha256(body).digest() == hashlib.sha256(blob).digest()
+        assert lookups == ["localhost"]
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

@@ -11,7 +11,8 @@ from IPython.core.interactiveshell import InteractiveShell
 
 from synapse_nb.notebook.cellplugin import CellSpec, NotebookSession
 from synapse_nb.notebook.infer import infer_schema
-from synapse_nb.notebook.magics import SynapseMagics, split_options
+from synapse_nb.notebook.magics import SynapseMagics
+from synapse_nb.notebook.options import split_options
 from synapse_nb.notebook.widgets import BenchmarkWidget, IODebugger, LifecycleWidget, SchemaWidget
 
 from .sandbox_helpers import require_nsjail
@@ -158,8 +159,12 @@ def test_a_plugin_that_times_out_is_one_line_and_other_plugins_keep_working(
 def test_debug_shows_the_full_traceback(shell: InteractiveShell, capsys: pytest.CaptureFixture[str]) -> None:
     shell.run_cell("%synapse --debug on")
     shell.run_cell("%synapse run nothing-here {}")
-    text = "".join(capsys.readouterr())
-    assert "Traceback" in text or "UsageError" in text
+    import re
+
+    text = re.sub(r"\x1b\[[0-9;]*m", "", "".join(capsys.readouterr()))  # IPython colours its tracebacks
+    assert "Traceback (most recent call last)" in text
+    assert "UsageError: no plugin named 'nothing-here'" in text
+    assert "[usage, exit 2]" not in text  # not the one-line rendering
     assert magics(shell).debug is True
 
 
@@ -184,7 +189,7 @@ def test_the_lifecycle_widget_follows_the_manager(shell: InteractiveShell) -> No
     assert widget.get_state()["stage"] == "STOPPED"  # through the widget model
     bundle = widget._repr_mimebundle_()
     assert "application/vnd.jupyter.widget-view+json" in bundle
-    assert bundle["text/plain"].startswith("echo: STOPPED")
+    assert bundle["text/plain"].startswith("echo 0.1.0: STOPPED")
     assert bundle["application/json"]["timings_ms"]["ACTIVATING"] > 0
     assert "Teardown" in bundle["text/html"]
 

@@ -38,9 +38,11 @@ def execute(name: str, workdir: Path) -> list[str]:
 def test_01_quickstart_runs_the_spec_example_signed_and_sandboxed(tmp_path: Path) -> None:
     outputs = "\n".join(execute("01-quickstart", tmp_path))
     assert "plugins run under nsjail" in outputs
-    assert "sentiment-analyzer: ACTIVE (idle), isolation nsjail, signer CN=" in outputs
+    assert "sentiment-analyzer 1.2.0: ACTIVE (idle), isolation nsjail, signer CN=" in outputs
     assert "{'result': [0.8, -0.6]}" in outputs
     assert "ok: sentiment-analyzer 1.2.0 signed by CN=" in outputs
+    assert "test_sentiment_analyzer_runs_every_example PASSED" in outputs
+    assert "synapse: 1 passed in the nsjail sandbox" in outputs
     assert (tmp_path / "synapse-plugins" / "sentiment-analyzer" / "synapse.sig.json").is_file()
 
 
@@ -48,6 +50,8 @@ def test_02_model_wrapper_serves_batches_and_benchmarks_them(tmp_path: Path) -> 
     outputs = "\n".join(execute("02-model-wrapper", tmp_path))
     assert "training accuracy: 0.9" in outputs
     assert "{'label': 'virginica'" in outputs
+    assert "synapse: 1 passed in the nsjail sandbox" in outputs  # its tests, in the jail, with scikit-learn
+    assert "[{'label': 'setosa'" in outputs  # a batch through execute_batch
     assert "best batch size: " in outputs
     assert "batch_size  concurrency" in outputs
 

@@ -169,14 +169,16 @@ def test_an_import_error_fails_activation_with_exit_7(make: Make) -> None:
         load(folder)
 
 
-def test_two_handler_classes_fail_activation_with_exit_3(make: Make) -> None:
+def test_two_handler_classes_fail_signing_and_activation_with_exit_3(make: Make) -> None:
     folder = make("return {}")
     (folder / "handler.py").write_text(
         (folder / "handler.py").read_text() + "\nclass Second(BaseHandler):\n    def execute(self, d):\n        pass\n"
     )
-    sign_folder(folder)
     with pytest.raises(HandlerError, match="defines 2 handler classes") as info:
-        load(folder)
+        sign_folder(folder)
+    assert info.value.exit_code == 3
+    with pytest.raises(HandlerError, match="defines 2 handler classes") as info:
+        load(folder, insecure_allow_unsigned=True, warn=lambda _text: None)
     assert info.value.exit_code == 3
 
 
@@ -220,7 +222,7 @@ def test_state_that_is_not_json_is_a_clear_error_and_the_old_state_is_kept(make:
     """
     with load(make(body)) as plugin:
         plugin.run({"n": 1})
-        with pytest.raises(PluginFailed, match=r"self\.state is not JSON-serialisable"):
+        with pytest.raises(PluginFailed, match=r"self\.state is not a JSON-serialisable dict"):
             plugin.run({})
         assert plugin.state == {"n": 1}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -27,7 +28,7 @@ def plugin_dir(tmp_path: Path) -> Path:
 def test_draft_07_is_the_default(plugin_dir: Path) -> None:
     write(plugin_dir, "input_schema.json", {"type": "object", "dependencies": {"a": ["b"]}})
     schemas = load_schemas(plugin_dir)
-    assert type(schemas.validator("input_schema.json")).__name__ == "Draft7Validator"
+    assert type(schemas.validator("input_schema.json")).__name__ == "BoundedDraft7Validator"
     with pytest.raises(ValidationError, match="'b' is a dependency of 'a'"):
         schemas.validate("input_schema.json", {"a": 1})
 
@@ -126,3 +127,110 @@ def test_formats_are_checked(plugin_dir: Path) -> None:
     write(plugin_dir, "input_schema.json", {"properties": {"when": {"type": "string", "format": "date"}}})
     with pytest.raises(ValidationError, match="/when: 'yesterday' is not a 'date'"):
         load_schemas(plugin_dir).validate("input_schema.json", {"when": "yesterday"})
+
+
+@pytest.mark.parametrize("name", ["const", "enum", "default", "examples"])
+def test_a_ref_under_a_property_named_like_a_value_keyword_resolves(plugin_dir: Path, name: str) -> None:
+    write(plugin_dir, "common.json", {"definitions": {"n": {"type": "integer"}}})
+    write(plugin_dir, "input_schema.json", {"properties": {name: {"$ref": "common.json#/definitions/n"}}})
+    schemas = load_schemas(plugin_dir)
+    assert schemas.validate("input_schema.json", {name: 1}) == {name: 1}
+    with pytest.raises(ValidationError, match=f"/{name}: 'x' is not of type 'integer'"):
+        schemas.validate("input_schema.json", {name: "x"})
+
+
+@pytest.mark.parametrize("name", ["const", "enum", "default", "examples"])
+def test_a_missing_ref_under_a_property_named_like_a_value_keyword_is_reported(plugin_dir: Path, name: str) -> None:
+    write(plugin_dir, "input_schema.json", {"properties": {name: {"$ref": "nothere.json"}}})
+    with pytest.raises(SchemaError, match=rf"/properties/{name}/\$ref: \$ref 'nothere.json' cannot be resolved"):
+        load_schemas(plugin_dir)
+
+
+def test_a_ref_inside_a_const_or_enum_value_is_data_not_a_reference(plugin_dir: Path) -> None:
+    write(
+        plugin_dir,
+        "input_schema.json",
+        {"properties": {"a": {"const": {"$ref": "nothere.json"}}, "b": {"enum": [{"$ref": "#/nowhere"}]}}},
+    )
+    schemas = load_schemas(plugin_dir)
+    assert schemas.validate("input_schema.json", {"a": {"$ref": "nothere.json"}})
+    with pytest.raises(ValidationError, match="/a: "):
+        schemas.validate("input_schema.json", {"a": 1})
+
+
+def test_a_ref_that_points_into_data_is_followed_and_checked(plugin_dir: Path) -> None:
+    write(
+        plugin_dir,
+        "input_schema.json",
+        {"x-parts": {"item": {"$ref": "nothere.json"}}, "properties": {"a": {"$ref": "#/x-parts/item"}}},
+    )
+    with pytest.raises(SchemaError, match=r"\$ref 'nothere.json' cannot be resolved"):
+        load_schemas(plugin_dir)
+
+
+@pytest.mark.parametrize(
+    ("schema", "pointer", "reason"),
+    [
+        ({"properties": {"a": {"pattern": "^(?=a)"}}}, "/properties/a/pattern", "lookahead `(?=`"),
+        ({"patternProperties": {"(x)\\1": {}}}, "/patternProperties/(x)\\1", "backreference"),
+        ({"propertyNames": {"pattern": "(?<!a)b"}}, "/propertyNames/pattern", "negative lookbehind"),
+        ({"items": [{"pattern": "a{2000}"}]}, "/items/0/pattern", "repeats more than 1000 times"),
+        ({"definitions": {"d": {"pattern": "(?!x)"}}}, "/definitions/d/pattern", "negative lookahead"),
+    ],
+)
+def test_a_pattern_the_linear_time_engine_refuses_is_a_schema_error_at_load(
+    plugin_dir: Path, schema: dict[str, object], pointer: str, reason: str
+) -> None:
+    write(plugin_dir, "output_schema.json", schema)
+    with pytest.raises(SchemaError) as info:
+        load_schemas(plugin_dir)
+    problem = info.value.problems[0]
+    assert problem.file.endswith("schemas/output_schema.json")
+    assert problem.pointer == pointer
+    assert reason in problem.message
+    assert "\n" not in str(info.value)
+
+
+def test_a_refused_pattern_inside_a_value_is_not_a_schema(plugin_dir: Path) -> None:
+    write(plugin_dir, "output_schema.json", {"const": {"pattern": "(?=x)"}, "examples": [{"pattern": "\\1"}]})
+    assert load_schemas(plugin_dir).validate("output_schema.json", {"pattern": "(?=x)"})
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[" * 200_000, "nested deeper than 128 levels"),
+        ('{"type": "object", "properties": {"a": {"minimum": NaN}}}', "NaN is not a JSON number"),
+        ('{"maxLength": 1' + "0" * 5000 + "}", "an integer of 5001 digits"),
+        ('{"title": "\\udc00"}', "lone surrogate"),
+        (b'{"title": "\xc3\x28"}', "not UTF-8"),
+        ('{"properties": []}', "not a valid draft-7 schema"),
+        ('{"properties": {"a": 3}}', "/properties/a: not a valid draft-7 schema"),
+        ('{"pattern": 7}', "/pattern: not a valid draft-7 schema"),
+        ('{"type": {"$ref": "x"}}', "/type: not a valid draft-7 schema"),
+        ('{"$schema": 5}', "/$schema: $schema must be a string URI"),
+        ('{"$ref": "http://[bad"}', "/$ref: not a valid draft-7 schema"),
+        ("[1, 2]", "a schema must be an object or a boolean, got list"),
+        ("", "not valid JSON"),
+    ],
+)
+def test_any_schema_file_content_is_a_located_schema_error(plugin_dir: Path, text: str | bytes, message: str) -> None:
+    (plugin_dir / "schemas" / "output_schema.json").write_bytes(text if isinstance(text, bytes) else text.encode())
+    with pytest.raises(SchemaError, match=re.escape(message)) as info:
+        load_schemas(plugin_dir)
+    assert info.value.exit_code == 3
+    assert info.value.problems[0].file.endswith("schemas/output_schema.json")
+
+
+def test_a_schema_over_the_size_limit_is_refused(plugin_dir: Path) -> None:
+    write(plugin_dir, "output_schema.json", {"description": "x" * (1 << 20)})
+    with pytest.raises(SchemaError, match="over the 1 MiB limit"):
+        load_schemas(plugin_dir)
+
+
+def test_unique_items_uses_json_schema_equality(plugin_dir: Path) -> None:
+    write(plugin_dir, "output_schema.json", {"uniqueItems": True})
+    schemas = load_schemas(plugin_dir)
+    assert schemas.validate("output_schema.json", [1, True, "1", {"a": 1}])
+    with pytest.raises(ValidationError, match="has non-unique elements"):
+        schemas.validate("output_schema.json", [{"a": 1, "b": 2}, {"b": 2, "a": 1.0}])

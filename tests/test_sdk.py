@@ -10,10 +10,17 @@ from pathlib import Path
 
 import pytest
 
+from synapse_nb.activation import ActivationOptions
 from synapse_nb.errors import PluginFailed, ValidationError
-from synapse_nb.inprocess import InProcessPlugin
+from synapse_nb.inprocess import InProcessPlugin, load_in_process
 
 MakePlugin = Callable[..., Path]
+
+
+def debug_load(folder: Path, state: dict[str, object] | None = None) -> InProcessPlugin:
+    """The folder in this process (debug mode); unsigned, as a plugin being written is."""
+    return load_in_process(folder, ActivationOptions(insecure_allow_unsigned=True, warn=lambda _t: None, state=state))
+
 
 HANDLER_RETURNING = (
     "from synapse_nb.sdk import BaseHandler\nclass A(BaseHandler):\n    def execute(self, d):\n        return {}\n"
@@ -37,7 +44,7 @@ class CustomProcessor(BaseHandler):
 
 
 def test_a_handler_written_exactly_as_the_spec_shows_runs(make_plugin: MakePlugin) -> None:
-    with InProcessPlugin(make_plugin(handler=SPEC_STYLE)) as plugin:
+    with debug_load(make_plugin(handler=SPEC_STYLE)) as plugin:
         assert plugin.run({"text": "abc"}) == {"result": {"words": 3, "upper": "X"}}
 
 
@@ -63,7 +70,7 @@ def test_validate_with_schema_inside_the_handler_uses_the_plugin_schemas(make_pl
         "        self.validate_with_schema('output_schema.json', {'result': {'words': 'many'}})\n"
     )
     with (
-        InProcessPlugin(make_plugin(handler=handler)) as plugin,
+        debug_load(make_plugin(handler=handler)) as plugin,
         pytest.raises(ValidationError, match="/result"),
     ):
         plugin.run({"text": "x"})
@@ -76,7 +83,7 @@ def test_sync_execute_and_default_execute_batch(make_plugin: MakePlugin) -> None
         "    def execute(self, d):\n"
         "        return {'result': {'words': len(d['text']), 'upper': d['text'].upper()}}\n"
     )
-    with InProcessPlugin(make_plugin(handler=handler)) as plugin:
+    with debug_load(make_plugin(handler=handler)) as plugin:
         assert plugin.run_batch([{"text": "a"}, {"text": "bb"}]) == [
             {"result": {"words": 1, "upper": "A"}},
             {"result": {"words": 2, "upper": "BB"}},
@@ -86,7 +93,7 @@ def test_sync_execute_and_default_execute_batch(make_plugin: MakePlugin) -> None
 def test_a_result_that_is_not_json_is_a_plugin_failure(make_plugin: MakePlugin) -> None:
     handler = HANDLER_RETURNING.format("{1, 2}")
     with (
-        InProcessPlugin(make_plugin(handler=handler)) as plugin,
+        debug_load(make_plugin(handler=handler)) as plugin,
         pytest.raises(PluginFailed, match="not JSON"),
     ):
         plugin.run({"text": "x"})
@@ -95,7 +102,7 @@ def test_a_result_that_is_not_json_is_a_plugin_failure(make_plugin: MakePlugin) 
 def test_nan_is_not_json(make_plugin: MakePlugin) -> None:
     handler = HANDLER_RETURNING.format("{'result': float('nan')}")
     with (
-        InProcessPlugin(make_plugin(handler=handler)) as plugin,
+        debug_load(make_plugin(handler=handler)) as plugin,
         pytest.raises(PluginFailed, match="not JSON"),
     ):
         plugin.run({"text": "x"})
@@ -108,7 +115,7 @@ def test_an_exception_in_execute_names_its_location(make_plugin: MakePlugin) -> 
         "    def execute(self, d):\n"
         "        raise KeyError('missing thing')\n"
     )
-    with InProcessPlugin(make_plugin(handler=handler)) as plugin, pytest.raises(PluginFailed) as info:
+    with debug_load(make_plugin(handler=handler)) as plugin, pytest.raises(PluginFailed) as info:
         plugin.run({"text": "x"})
     assert info.value.exc_type == "KeyError"
     assert info.value.location == "handler.py:4 in execute"
@@ -117,14 +124,14 @@ def test_an_exception_in_execute_names_its_location(make_plugin: MakePlugin) -> 
 
 def test_output_is_validated_against_the_output_schema(make_plugin: MakePlugin) -> None:
     handler = HANDLER_RETURNING.format("{'result': 1}")
-    with InProcessPlugin(make_plugin(handler=handler)) as plugin, pytest.raises(ValidationError) as info:
+    with debug_load(make_plugin(handler=handler)) as plugin, pytest.raises(ValidationError) as info:
         plugin.run({"text": "x"})
     assert info.value.direction == "output"
     assert info.value.pointer == "/result"
 
 
 def test_a_payload_that_is_not_json_is_refused_before_the_handler_runs(make_plugin: MakePlugin) -> None:
-    with InProcessPlugin(make_plugin()) as plugin, pytest.raises(ValidationError, match="input is not JSON"):
+    with debug_load(make_plugin()) as plugin, pytest.raises(ValidationError, match="input is not JSON"):
         plugin.run({"text": object()})
 
 
@@ -136,7 +143,7 @@ def test_state_survives_calls_and_is_returned_at_teardown(make_plugin: MakePlugi
         "        self.state['n'] = self.state.get('n', 0) + 1\n"
         "        return {'result': {'words': self.state['n'], 'upper': ''}}\n"
     )
-    plugin = InProcessPlugin(make_plugin(handler=handler), state={"n": 41})
+    plugin = debug_load(make_plugin(handler=handler), state={"n": 41})
     assert plugin.run({"text": "x"})["result"]["words"] == 42
     assert plugin.state == {"n": 42}
     assert plugin.teardown() == {"n": 42}

@@ -5,12 +5,21 @@ from __future__ import annotations
 import stat
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from synapse_nb.activation import ActivationOptions, prepare
 from synapse_nb.errors import SignatureError
-from synapse_nb.fileset import FileSetError, snapshot_folder
-from synapse_nb.signing import INSECURE_FLAG, check_activation, load_developer_key, sign_folder, verified_snapshot
+from synapse_nb.fileset import FileSetError, Snapshot, snapshot_folder
+from synapse_nb.signing import INSECURE_FLAG, SignatureCheck, check_activation, load_developer_key, sign_folder
+
+
+def verified_snapshot(folder: Path, **options: Any) -> tuple[Snapshot, SignatureCheck]:
+    """The snapshot and signature check that activation (the production path) establishes for ``folder``."""
+    plan = prepare(folder, ActivationOptions(**options))
+    assert plan.signature is not None
+    return plan.snapshot, plan.signature
 
 
 @pytest.fixture
@@ -90,7 +99,7 @@ def test_a_folder_that_cannot_be_snapshotted_is_refused_with_exit_4(plugin: Path
 def test_with_the_insecure_flag_a_folder_that_cannot_be_snapshotted_is_still_invalid(plugin: Path) -> None:
     (plugin / "link.py").symlink_to(plugin / "handler.py")
     with pytest.raises(FileSetError):
-        verified_snapshot(plugin, allow_unsigned=True, warn=lambda _: None)
+        verified_snapshot(plugin, insecure_allow_unsigned=True, warn=lambda _: None)
 
 
 def test_an_unsigned_copy_of_a_signed_plugin_is_still_refused(tmp_path: Path, signed_example: Path) -> None:
@@ -99,7 +108,6 @@ def test_an_unsigned_copy_of_a_signed_plugin_is_still_refused(tmp_path: Path, si
 
     from synapse_nb.errors import SignatureError
     from synapse_nb.fileset import SIGNATURE_FILE
-    from synapse_nb.signing import verified_snapshot
 
     copy = tmp_path / "copy" / "sentiment-analyzer"
     shutil.copytree(signed_example, copy)
@@ -117,7 +125,6 @@ def test_an_unsigned_copy_of_a_signed_plugin_is_still_refused(tmp_path: Path, si
 def test_a_symlinked_signature_is_refused_at_activation(signed_example: Path) -> None:
     from synapse_nb.errors import SignatureError
     from synapse_nb.fileset import SIGNATURE_FILE
-    from synapse_nb.signing import verified_snapshot
 
     sig = signed_example / SIGNATURE_FILE
     real = signed_example.parent / "elsewhere.sig.json"

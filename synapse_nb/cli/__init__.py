@@ -8,10 +8,12 @@ into one ``error:`` line and an exit code.
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
+import re
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import Any, ClassVar, NoReturn
 
 from ..errors import SynapseError, UsageError
 from .output import Output
@@ -24,6 +26,7 @@ GROUPS: dict[str, str] = {
     "keys": "developer signing key and trust store",
     "env": "built dependency environments: list, garbage-collect",
     "kernel": "Jupyter kernels with synapse_nb preloaded",
+    "registry": "plugin registries: serve one, list, add, log in",
 }
 COMMANDS: list[str] = [
     "plugin_init",
@@ -39,14 +42,59 @@ COMMANDS: list[str] = [
     "env",
     "doctor",  # top level: registers on the command parser itself
     "kernel",
+    "plugin_pack",
+    "plugin_search",
+    "plugin_publish",
+    "plugin_install",
+    "registry",
+    "serve",  # top level: registers on the command parser itself
 ]
 
 
+_GLOBAL_OPTIONS = frozenset({"--debug", "--version", "-h", "--help"})
+_INVALID_CHOICE = re.compile(r"invalid choice: '([^']*)' \(choose from (.*)\)")
+
+
 class _Parser(argparse.ArgumentParser):
-    """argparse that raises UsageError instead of printing usage and exiting."""
+    """argparse that raises UsageError instead of printing usage and exiting, naming what was typed and the
+    closest valid choice (``plugn`` -> ``plugin``, ``--nme`` -> ``--name``)."""
+
+    argv: Sequence[str] = ()
+    every: ClassVar[list[_Parser]] = []  # every (sub)parser built: suggestions come from all their options
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _Parser.every.append(self)
 
     def error(self, message: str) -> NoReturn:
+        typo = self._unknown_option() if ("required" in message or "unrecognized" in message) else None
+        if typo is not None:
+            message = typo
+        else:
+            match = _INVALID_CHOICE.search(message)
+            if match is not None:
+                typed, choices = match.group(1), re.findall(r"'([^']*)'", match.group(2))
+                close = difflib.get_close_matches(typed, choices, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else f"; choose from {', '.join(choices)}"
+                message = f"unknown command {typed!r}{hint}"
         raise UsageError(f"{self.prog}: {message} (see --help)")
+
+    def _unknown_option(self) -> str | None:
+        """An option typed on the command line that this (sub)command does not know, with the closest one."""
+        known = list(self._option_string_actions)
+        everywhere = sorted({o for p in _Parser.every for o in p._option_string_actions if o.startswith("--")})
+        for arg in _Parser.argv:
+            if arg in _GLOBAL_OPTIONS:
+                continue
+            if not arg.startswith("-") or arg == "-" or arg == "--":
+                continue
+            name = arg.split("=", 1)[0]
+            if name in known or any(k.startswith(name) for k in known if name.startswith("--")):
+                continue
+            close = difflib.get_close_matches(name, known, n=1) or difflib.get_close_matches(name, everywhere, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            return f"unknown option {name!r}{hint}"
+        return None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -79,7 +127,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = "--debug" in args_list
     out = Output(json_mode="--json" in args_list, debug=debug)
     try:
+        _Parser.every = []
         parser = build_parser()
+        _Parser.argv = args_list
         args = parser.parse_args(args_list)
         handler = getattr(args, "func", None)
         if handler is None:

@@ -39,11 +39,11 @@ def _policy_verdict(level: str, require: str, forced: bool) -> tuple[bool, str]:
 
 
 def _explain(path: str) -> dict[str, Any]:
-    from ..plugin import Plugin
+    from ..activation import ActivationOptions, inspect, jail_config
     from ..sandbox.allowlist import Allowlist, EgressDenied
     from ..sandbox.isolation import admit
 
-    plugin = Plugin(path, activate=False, insecure_allow_unsigned=True, warn=lambda _text: None)
+    plugin = inspect(path, ActivationOptions(insecure_allow_unsigned=True, warn=lambda _text: None))
     policy = plugin.policy
     try:
         level: str | None = admit(plugin.host, policy, plugin=plugin.name)
@@ -66,7 +66,7 @@ def _explain(path: str) -> dict[str, Any]:
         "refused": refused,
         "network": network,
         "gpu": gpu,
-        "config": plugin.jail_config().to_text() if level not in (None, "process") else None,
+        "config": jail_config(plugin).to_text() if level not in (None, "process") else None,
     }
 
 

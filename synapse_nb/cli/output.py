@@ -1,4 +1,8 @@
-"""How the CLI reports: one ``error:`` line on stderr (plus a few detail lines), or one JSON object on stdout."""
+"""How the CLI reports: one ``error:`` line on stderr (plus a few detail lines), or one JSON object on stdout.
+
+Everything printed that may carry a plugin's words (its output, its exception messages, names from its
+files) goes through :func:`~synapse_nb.textsafe.escape_terminal`: control sequences are shown, never obeyed.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +12,9 @@ import traceback
 from typing import Any
 
 from ..errors import SynapseError
+from ..textsafe import escape_json_text, escape_terminal
 
-__all__ = ["MAX_DETAIL_LINES", "Output"]
+__all__ = ["MAX_DETAIL_LINES", "Output", "escape_terminal"]
 
 MAX_DETAIL_LINES = 20
 
@@ -24,13 +29,13 @@ class Output:
     def info(self, text: str) -> None:
         """A human line on stdout (suppressed in --json mode, which prints only the JSON object)."""
         if not self.json_mode:
-            print(text, flush=True)
+            print(escape_terminal(text), flush=True)
 
     def warn(self, text: str) -> None:
-        print(f"warning: {text}", file=sys.stderr, flush=True)
+        print(f"warning: {escape_terminal(text)}", file=sys.stderr, flush=True)
 
     def emit_json(self, obj: dict[str, Any]) -> None:
-        sys.stdout.write(json.dumps(obj, ensure_ascii=False, default=str) + "\n")
+        sys.stdout.write(escape_json_text(json.dumps(obj, ensure_ascii=False, default=str)) + "\n")
         sys.stdout.flush()
 
     def ok(self, result: Any, meta: dict[str, Any] | None = None) -> int:
@@ -39,10 +44,10 @@ class Output:
         return 0
 
     def error_lines(self, exc: SynapseError) -> list[str]:
-        lines = [f"error: {exc}"]
+        lines = [f"error: {escape_terminal(str(exc))}"]
         details = exc.details
         shown = details[:MAX_DETAIL_LINES]
-        lines.extend(f"  {d}" for d in shown)
+        lines.extend(f"  {escape_terminal(str(d))}" for d in shown)
         if len(details) > len(shown):
             lines.append(f"  ... and {len(details) - len(shown)} more (use --json to see all)")
         return lines
@@ -62,7 +67,8 @@ class Output:
         """An unexpected exception is a bug: say so in one line (traceback with --debug)."""
         if self.debug:
             traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
-        message = f"internal error: {type(exc).__name__}: {exc} (this is a bug; rerun with --debug and report it)"
+        text = escape_terminal(str(exc))
+        message = f"internal error: {type(exc).__name__}: {text} (this is a bug; rerun with --debug and report it)"
         if self.json_mode:
             self.emit_json({"ok": False, "error": {"code": "internal", "exit_code": 1, "message": message}})
         print(f"error: {message}", file=sys.stderr)

@@ -40,7 +40,7 @@ def run(args: argparse.Namespace, out: Output) -> int:
     from ..anatomy import display_path, validate_folder
     from ..environments import resolve_environment, terminal_progress
 
-    folder = validate_folder(args.path, check_import=False, display=display_path(args.path))
+    folder = validate_folder(args.path, display=display_path(args.path))
     name = folder.manifest.name
     env = resolve_environment(
         folder.requirements,

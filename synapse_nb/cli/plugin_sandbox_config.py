@@ -28,11 +28,11 @@ def _signature_line(plugin: Any) -> str:
 
 
 def run(args: argparse.Namespace, out: Output) -> int:
-    from ..plugin import Plugin
+    from ..activation import ActivationOptions, inspect, jail_config
 
     # Printing the configuration runs nothing, so it works for unsigned plugins too (and says so).
-    plugin = Plugin(args.path, activate=False, insecure_allow_unsigned=True, warn=lambda _text: None)
-    config = plugin.jail_config()
+    plugin = inspect(args.path, ActivationOptions(insecure_allow_unsigned=True, warn=lambda _text: None))
+    config = jail_config(plugin)
     policy = plugin.policy
     host = plugin.host
     cgroups = host.cgroups

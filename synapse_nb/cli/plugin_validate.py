@@ -1,4 +1,8 @@
-"""``synapse-cli plugin validate PATH... [--json]``: manifest, schemas, requirements, handler and tests/."""
+"""``synapse-cli plugin validate PATH... [--json]``: manifest, schemas, requirements, handler and tests/.
+
+Static: nothing of the plugin is executed (the handler is parsed, never imported); import errors show up at
+activation, which runs in the jail.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +18,8 @@ def register(subparsers: dict[str, Any], groups: Any) -> None:
     p = subparsers["plugin"].add_parser(
         "validate",
         help="check plugin folders without running them",
-        description="Check manifest.yaml, schemas/, requirements.txt, handler.py and tests/ of each folder.",
+        description="Check manifest.yaml, schemas/, requirements.txt, handler.py and tests/ of each folder, "
+        "statically: nothing of the plugin is executed (imports are checked when it is activated, in its jail).",
     )
     p.add_argument("paths", nargs="+", metavar="PATH", help="plugin folder(s)")
     p.add_argument("--json", action="store_true", help="print one JSON object")

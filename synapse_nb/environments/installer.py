@@ -27,7 +27,6 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 from ..errors import DependencyError, Problem, RegistryError, ResourceLimitExceeded, SandboxError, SynapseError
 from ..requirements import Requirements
@@ -95,7 +94,6 @@ def install_jail(job: BuildJob, host: HostInfo, *, log_fd: int = 5) -> JailConfi
     """The nsjail configuration for one install (pure): the workers' jail with the installer's mounts."""
     policy = _policy(job)
     layout = JailLayout(plugin_dir=job.job_dir)
-    base = build_jail(policy, layout, host, log_fd=log_fd, name="synapse-env-build")
     mounts = [
         Mount(dst=f"{INSTALLER_DIR}/pip", src=str(job.pip_dir)),
         *(Mount(dst=str(src), src=str(src)) for src in job.sources),
@@ -103,20 +101,11 @@ def install_jail(job: BuildJob, host: HostInfo, *, log_fd: int = 5) -> JailConfi
         Mount(dst=BUILD_TMP, src=str(job.stage_tmp), rw=True),
         *(Mount(dst=d, src=d, mandatory=False) for d in TOOL_DIRS if os.path.isdir(d)),
     ]
-    command = [str(host.python), "-I", "-c", DRIVER]
-    fields: list[tuple[str, Any]] = []
-    for key, value in base.fields:
-        if key == "envar" and str(value).startswith(("TMPDIR=", "PYTHONDONTWRITEBYTECODE=")):
-            continue
-        if key == "pass_fd":
-            continue  # no worker channel: the installer talks on stdout/stderr only
-        if key == "seccomp_string":
-            fields.append(("envar", f"TMPDIR={BUILD_TMP}"))
-            fields += [("mount", m.to_message()) for m in mounts]
-        if key == "exec_bin":
-            value = [("path", command[0]), *[("arg", a) for a in command[1:]]]
-        fields.append((key, value))
-    return dataclasses.replace(base, fields=fields, command=command)
+    # No worker channel: the installer talks on stdout/stderr only; pip writes bytecode (compileall below).
+    return build_jail(
+        policy, layout, host, log_fd=log_fd, name="synapse-env-build", command=[str(host.python), "-I", "-c", DRIVER],
+        channel=False, extra_mounts=mounts, env={"TMPDIR": BUILD_TMP, "PYTHONDONTWRITEBYTECODE": None},
+    )  # fmt: skip
 
 
 def _lines(buffer: bytearray, data: bytes, sink: Callable[[str], None]) -> None:

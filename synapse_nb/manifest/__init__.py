@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .load import MANIFEST_FILE, load_manifest, manifest_schema, parse_manifest
+from .load import MANIFEST_FILE, PLUGIN_NAME, load_manifest, manifest_schema, parse_manifest
 from .model import (
     BatchPolicy,
     CachePolicy,
@@ -17,6 +17,7 @@ from .model import (
 
 __all__ = [
     "MANIFEST_FILE",
+    "PLUGIN_NAME",
     "BatchPolicy",
     "CachePolicy",
     "Execution",

@@ -30,12 +30,20 @@ from .model import (
     SystemResources,
 )
 
-__all__ = ["MANIFEST_FILE", "MAX_MANIFEST_BYTES", "load_manifest", "manifest_schema", "parse_manifest"]
+__all__ = [
+    "MANIFEST_FILE",
+    "MAX_MANIFEST_BYTES",
+    "PLUGIN_NAME",
+    "load_manifest",
+    "manifest_schema",
+    "parse_manifest",
+]
 
 MANIFEST_FILE = "manifest.yaml"
 MAX_MANIFEST_BYTES = 1 << 20
 MAX_TIMEOUT_MS = 24 * 3_600_000
-_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+# A plugin name: a lower-case DNS label (the one copy of this pattern; the manifest schema states it too).
+PLUGIN_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 _JSON_TYPES = {
     dict: "a mapping",
@@ -164,6 +172,14 @@ def _semantic_problems(doc: LocatedDocument) -> list[Problem]:
                 "trigger 'event' needs spec.events.topics (the topics this plugin subscribes to)",
             )
         )
+    for i, name in enumerate(spec.get("secrets", []) or []):
+        if isinstance(name, str) and name.startswith("SYNAPSE_"):
+            problems.append(
+                doc.problem(
+                    f"/spec/secrets/{i}",
+                    f"{name!r}: SYNAPSE_* variables configure synapse_nb itself and are never passed to plugins",
+                )
+            )
     names: dict[str, str] = {}
     for i, iface in enumerate(spec.get("interfaces", []) or []):
         endpoints = iface.get("endpoints") if isinstance(iface, dict) else None
@@ -226,7 +242,7 @@ def _label(data: dict[str, Any], fallback: str | None) -> str | None:
     """The plugin's name for error messages: the manifest's own when it is a valid name."""
     meta = data.get("metadata")
     name = meta.get("name") if isinstance(meta, dict) else None
-    if isinstance(name, str) and _NAME.match(name):
+    if isinstance(name, str) and PLUGIN_NAME.match(name):
         return name
     return fallback
 

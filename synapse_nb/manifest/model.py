@@ -60,14 +60,6 @@ class Execution:
     def timeout(self) -> str:
         return format_duration_ms(self.timeout_ms)
 
-    @property
-    def entrypoint_file(self) -> str:
-        return self.entrypoint.split(":", 1)[0] if self.entrypoint else "handler.py"
-
-    @property
-    def entrypoint_class(self) -> str | None:
-        return self.entrypoint.split(":", 1)[1] if self.entrypoint else None
-
 
 @dataclass(frozen=True)
 class Interface:
@@ -146,7 +138,28 @@ class Manifest:
         return f"{self.name}@{self.version}"
 
     def endpoint_names(self) -> list[str]:
+        """Every endpoint key of every interface, in manifest order."""
         return [name for iface in self.interfaces for name in iface.endpoints]
+
+    def resolve_endpoint(self, requested: str | None) -> str | None:
+        """The endpoint key that ``requested`` names (a key such as ``primary`` or a path such as
+        ``/v1/analyze``); None for the default (``execute``). ``KeyError`` lists the valid names when it names
+        none. ``primary`` is always valid: it is the handler's ``execute``."""
+        if requested is None or requested in ("", "primary", "execute"):
+            return None
+        for iface in self.interfaces:
+            for key, path in iface.endpoints.items():
+                if requested in (key, path):
+                    return None if key == "primary" else key
+        raise KeyError(requested)
+
+    def endpoint_choices(self) -> list[str]:
+        """What ``--endpoint`` accepts, for error messages: ``primary``, then each key and its path."""
+        choices = ["primary"]
+        for iface in self.interfaces:
+            for key, path in iface.endpoints.items():
+                choices += [c for c in (key, path) if c not in choices]
+        return choices
 
     def to_dict(self) -> dict[str, Any]:
         """The manifest as written (JSON-compatible), for round-tripping to YAML or JSON."""

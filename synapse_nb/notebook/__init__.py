@@ -16,13 +16,15 @@ _loaded: dict[int, Any] = {}
 def load_ipython_extension(ipython: Any) -> None:
     """Register ``%%synapse_plugin`` and ``%synapse`` and the one-line rendering of synapse errors."""
     from ..errors import SynapseError
-    from .magics import SynapseMagics, custom_exception_handler
+    from .magics import SynapseMagics, complete
+    from .render import custom_exception_handler
 
     if id(ipython) in _loaded:
-        return
+        return  # already loaded (e.g. preloaded by the "Python 3 (Synapse)" kernel): nothing to say
     magics = SynapseMagics(ipython)
     ipython.register_magics(magics)
-    ipython.set_custom_exc((SynapseError,), custom_exception_handler(magics))
+    ipython.set_custom_exc((SynapseError,), custom_exception_handler(lambda: magics.debug))
+    ipython.set_hook("complete_command", lambda _shell, event: complete(magics, event.line), str_key="%synapse")
     _loaded[id(ipython)] = magics
 
 
@@ -30,5 +32,8 @@ def unload_ipython_extension(ipython: Any) -> None:
     """Tear every plugin of this shell down (saving state) and forget the magics."""
     magics = _loaded.pop(id(ipython), None)
     if magics is not None:
+        from .serve_view import stop_serving
+
+        stop_serving(magics.session)  # stop accepting before the plugins go away
         magics.session.manager.teardown_all()
         ipython.set_custom_exc((), None)

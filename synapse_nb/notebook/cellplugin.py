@@ -4,15 +4,15 @@ This is the logic behind ``%%synapse_plugin`` without IPython, so scripts and te
 :meth:`NotebookSession.define` writes ``./synapse-plugins/NAME`` (manifest, handler, schemas, requirements and
 a smoke test from the examples), validates it, signs it with the developer key (created on first use), and
 activates the warm worker. Re-running an unchanged definition is a no-op: the file set, its digest and the
-running worker stay as they are. A changed definition replaces the previous version; its state carries over
-(the store keeps it by plugin name) unless the major version changed, which says the state shape did.
+running worker stay as they are. A changed definition replaces the previous version through
+:meth:`PluginManager.load <synapse_nb.manager.PluginManager.load>`; its state carries over (the store keeps it
+by plugin name and publisher) unless the major version changed, which says the state shape did. A definition
+that fails validation leaves the previous version serving, and the error says so.
 """
 
 from __future__ import annotations
 
 import json
-import re
-import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ import yaml
 
 from ..errors import InvalidError, Problem, UsageError
 from ..manager import PluginManager
+from ..manifest import PLUGIN_NAME
 from ..plugin import Plugin
 from ..schemas import INPUT_SCHEMA, OUTPUT_SCHEMA, SCHEMA_DIR
 from ..semver import SemVer
@@ -29,8 +30,8 @@ from .infer import infer_schema
 __all__ = ["CellSpec", "DefineResult", "NotebookSession", "render_files"]
 
 PLUGINS_DIR = "synapse-plugins"
+EXAMPLES_FILE = "examples.json"
 PERMISSIVE = {"$schema": "http://json-schema.org/draft-07/schema#"}
-_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
 @dataclass
@@ -83,31 +84,30 @@ def _manifest(spec: CellSpec) -> str:
 
 
 def _smoke_test(spec: CellSpec) -> str:
+    """The test file written beside a cell plugin (no dedent of an f-string: substituted multi-line JSON would
+    defeat it and leave the code indented)."""
     module = spec.name.replace("-", "_")
     if spec.examples:
-        examples = json.dumps(spec.examples, indent=2)
-        return textwrap.dedent(
-            f'''\
-            """Smoke test written by %%synapse_plugin: every --example runs and validates in the sandbox."""
-
-            import json
-
-            EXAMPLES = json.loads(r"""{examples}""")
-
-
-            def test_{module}_runs_every_example(plugin):
-                for example in EXAMPLES:
-                    plugin.run(example)
-            '''
+        return (
+            '"""Smoke test written by %%synapse_plugin: every --example (tests/examples.json) runs and validates in\n'
+            'the sandbox."""\n'
+            "\n"
+            "import json\n"
+            "from pathlib import Path\n"
+            "\n"
+            f'EXAMPLES = json.loads(Path(__file__).with_name("{EXAMPLES_FILE}").read_text(encoding="utf-8"))\n'
+            "\n"
+            "\n"
+            f"def test_{module}_runs_every_example(plugin):\n"
+            "    for example in EXAMPLES:\n"
+            "        plugin.run(example)\n"
         )
-    return textwrap.dedent(
-        f'''\
-        """Smoke test written by %%synapse_plugin (pass --example to test real payloads)."""
-
-
-        def test_{module}_activates(plugin):
-            assert plugin.manifest.name == "{spec.name}"
-        '''
+    return (
+        '"""Smoke test written by %%synapse_plugin (pass --example to test real payloads)."""\n'
+        "\n"
+        "\n"
+        f"def test_{module}_activates(plugin):\n"
+        f'    assert plugin.manifest.name == "{spec.name}"\n'
     )
 
 
@@ -124,6 +124,7 @@ def render_files(spec: CellSpec, *, input_schema: Any, output_schema: Any) -> di
         f"{SCHEMA_DIR}/{INPUT_SCHEMA}": _schema_text(input_schema),
         f"{SCHEMA_DIR}/{OUTPUT_SCHEMA}": _schema_text(output_schema),
         f"tests/test_{spec.name.replace('-', '_')}.py": _smoke_test(spec),
+        **({f"tests/{EXAMPLES_FILE}": json.dumps(spec.examples, indent=2) + "\n"} if spec.examples else {}),
     }
 
 
@@ -143,7 +144,9 @@ def _write(folder: Path, files: dict[str, str]) -> bool:
         tmp.write_text(content, encoding="utf-8")
         tmp.replace(path)
         changed = True
-    for path in sorted(folder.glob("tests/test_*.py")):
+    for path in sorted([*folder.glob("tests/test_*.py"), folder / "tests" / EXAMPLES_FILE]):
+        if not path.exists():
+            continue
         if path.relative_to(folder).as_posix() not in files:
             path.unlink()
             changed = True
@@ -169,9 +172,29 @@ class NotebookSession:
         self.manager = manager or PluginManager()
         self.base_dir = base_dir or Path.cwd() / PLUGINS_DIR
         self.defined: dict[str, DefineResult] = {}
+        self.failures: dict[str, str] = {}  # name -> why its last redefinition failed
+
+    def note_failure(self, name: str, error: Exception) -> None:
+        """Remember that redefining ``name`` failed (while an older version may still be serving)."""
+        self.failures[name] = str(error).splitlines()[0][:300]
+
+    def failure_note(self, name: str) -> str:
+        """What ``%synapse run`` says when the version answering is not the one the last cell defined."""
+        why = self.failures.get(name)
+        return f"the last redefinition failed ({why})" if why else ""
+
+    def folder(self, name: str) -> Path:
+        """The folder of a plugin known to this notebook (defined by a cell, or loaded)."""
+        result = self.defined.get(name)
+        if result is not None:
+            return result.folder
+        record = self.manager.plugins.get(name)
+        if record is not None:
+            return record.path
+        return self.plugin(name).source  # raises the "no plugin named" UsageError
 
     def _check(self, spec: CellSpec) -> None:
-        if not _NAME.match(spec.name):
+        if not PLUGIN_NAME.match(spec.name):
             raise UsageError(
                 f"plugin name {spec.name!r} is not a lower-case DNS label (a-z, 0-9 and '-', e.g. 'sentiment')"
             )
@@ -214,19 +237,25 @@ class NotebookSession:
                     warnings.append("no --output-schema or --example: the output schema accepts anything")
         files = render_files(spec, input_schema=input_schema, output_schema=output_schema)
         changed = _write(folder, files)
-        if not changed and previous is not None and previous.plugin.worker is not None:
+        if not changed and previous is not None and not previous.plugin.released:
             previous.changed = False
             return previous  # same files, same digest: no re-sign, no cold start
-        validate_folder(folder, check_import=False)
+        try:
+            validate_folder(folder)
+        except InvalidError as exc:
+            if previous is not None and not previous.plugin.released:
+                exc.details.append(
+                    f"{previous.plugin.name} {previous.plugin.version} is still active and answers %synapse run"
+                )
+            raise
         key_existed = (ensure_developer_key_path()).exists()
         ensure_developer_key()
         sign_folder(folder)
-        if previous is not None:
-            self._retire(previous, spec)
         plugin = self._load(folder)
         if infer_output:
             plugin = self._infer_output(spec, folder, plugin, files, input_schema)
             inferred.append(OUTPUT_SCHEMA)
+        self.failures.pop(spec.name, None)
         result = DefineResult(
             plugin=plugin,
             folder=folder,
@@ -239,22 +268,9 @@ class NotebookSession:
         return result
 
     def _load(self, folder: Path) -> Plugin:
-        loaded = self.manager.load(folder)
-        if not isinstance(loaded, Plugin):  # pragma: no cover - load() without debug is always sandboxed
-            raise UsageError("a cell plugin runs sandboxed")
+        loaded = self.manager.load(folder)  # replaces the running version when the files changed
         loaded.keep_history(32)
         return loaded
-
-    def _retire(self, previous: DefineResult, spec: CellSpec) -> None:
-        old = previous.plugin
-        name = old.name
-        record = self.manager.plugins.get(name)
-        if record is not None and record.plugin is not None:
-            self.manager.teardown(name)
-        old_major = old.manifest.version.major
-        if SemVer.parse(spec.version).major != old_major:
-            # A new major version may change the shape of self.state: start it fresh.
-            self.manager.store.save_state(name, spec.version, {})
 
     def _infer_output(
         self, spec: CellSpec, folder: Path, plugin: Plugin, files: dict[str, str], input_schema: Any
@@ -264,7 +280,6 @@ class NotebookSession:
 
         outputs = [plugin.run(example) for example in spec.examples]
         schema = infer_schema(outputs, title=f"{spec.name} output (inferred from the --example results)")
-        self.manager.teardown(plugin.name)
         files = render_files(spec, input_schema=input_schema, output_schema=schema)
         _write(folder, files)
         sign_folder(folder)
@@ -275,7 +290,7 @@ class NotebookSession:
         if result is not None:
             return result.plugin
         record = self.manager.plugins.get(name)
-        if record is not None and isinstance(record.plugin, Plugin):
+        if record is not None and record.plugin is not None:
             return record.plugin
         known = ", ".join(sorted(set(self.defined) | set(self.manager.plugins))) or "none yet"
         raise UsageError(f"no plugin named {name!r} in this notebook (known: {known}); define it with %%synapse_plugin")

@@ -7,21 +7,16 @@
                           [--input-schema EXPR] [--output-schema EXPR] [--example EXPR]... [--topic T]... [--dir DIR]
     <the cell body is handler.py>
 
-    %synapse run NAME EXPR              # returns the result, shows the I/O debugger
-    %synapse bench NAME EXPR [--batch-sizes 1,8,64] [--concurrency 1] [--repeat N]   # returns a DataFrame
-    %synapse status | validate NAME | sign NAME | verify NAME | inspect NAME | logs NAME | test NAME
-    %synapse teardown NAME|--all | load PATH | --debug [on|off] | isolation [--allow-process]
+    %synapse help                       every sub-command (also: %synapse?)
 
-EXPR is a Python expression evaluated in the notebook's namespace (a variable, or a literal such as
-``{"text": "hi"}``); it is not shell-split, and options may come before or after it. Errors show as one line
-(``error: ...`` naming the plugin, the location and the exit-code name); ``%synapse --debug`` or
-``%config SynapseMagics.debug = True`` shows the full traceback instead.
+Option parsing lives in :mod:`.options`, the one-line rendering of errors in :mod:`.render`, the logic of a cell
+plugin in :mod:`.cellplugin`; this module only wires them to IPython. Every sub-command goes through the
+notebook's :class:`~synapse_nb.manager.PluginManager` and the plugins' public methods.
 """
 
 from __future__ import annotations
 
-import io
-import tokenize
+import json
 from pathlib import Path
 from typing import Any
 
@@ -31,83 +26,13 @@ from IPython.display import display
 from traitlets import Bool
 
 from ..errors import InvalidError, SynapseError, UsageError
+from ..textsafe import escape_terminal
+from . import registry_view, serve_view
 from .cellplugin import CellSpec, NotebookSession, handler_problem_in_cell
+from .options import COMMANDS, USAGE, ints, name_and_expr, split_options
+from .render import SynapseCellError, render_error
 
-__all__ = ["SynapseCellError", "SynapseMagics", "split_options"]
-
-# %synapse subcommand options that take a value; the rest of the line is the EXPR.
-VALUE_OPTIONS = {"batch-sizes", "concurrency", "repeat", "warmup"}
-
-
-class SynapseCellError(Exception):
-    """A synapse error as a notebook shows it: one ``error:`` line (IPython calls ``_render_traceback_``)."""
-
-    def __init__(self, error: SynapseError) -> None:
-        super().__init__(str(error))
-        self.error = error
-
-    def _render_traceback_(self) -> list[str]:
-        return render_error(self.error)
-
-
-def render_error(error: SynapseError) -> list[str]:
-    """One line; validation problems add up to five lines naming the other failing places (no tracebacks)."""
-    from ..errors import InvalidError
-
-    lines = [f"error: {error} [{error.code}, exit {error.exit_code}]"]
-    if isinstance(error, InvalidError):
-        lines.extend(f"  {d}" for d in error.details[:5])
-    return lines
-
-
-def split_options(line: str) -> tuple[str, dict[str, str | bool]]:
-    """Split ``EXPR --opt value --flag`` (options anywhere, outside brackets and strings) into (EXPR, options)."""
-    options: dict[str, str | bool] = {}
-    spans: list[tuple[int, int]] = []
-    depth = 0
-    try:
-        tokens = list(tokenize.generate_tokens(io.StringIO(line).readline))
-    except (tokenize.TokenError, SyntaxError, IndentationError):
-        tokens = []
-    i = 0
-    while i < len(tokens):
-        tok = tokens[i]
-        if tok.type == tokenize.OP and tok.string in "([{":
-            depth += 1
-        elif tok.type == tokenize.OP and tok.string in ")]}":
-            depth -= 1
-        elif (
-            depth == 0
-            and tok.type == tokenize.OP
-            and tok.string in ("--", "-")
-            and i + 1 < len(tokens)
-            and (tok.string == "--" or tokens[i + 1].string == "-")
-        ):
-            # "--name" tokenizes as '-' '-' NAME (or '--'? never in Python); take the text up to whitespace.
-            start = tok.start[1]
-            end = start
-            while end < len(line) and not line[end].isspace():
-                end += 1
-            name = line[start:end].lstrip("-")
-            value: str | bool = True
-            if name in VALUE_OPTIONS:
-                rest = line[end:].lstrip()
-                value_end = end + (len(line[end:]) - len(rest))
-                stop = value_end
-                while stop < len(line) and not line[stop].isspace():
-                    stop += 1
-                value = line[value_end:stop]
-                end = stop
-            options[name] = value
-            spans.append((start, end))
-            while i < len(tokens) and tokens[i].start[1] < end and tokens[i].type != tokenize.NEWLINE:
-                i += 1
-            continue
-        i += 1
-    expr = line
-    for start, end in reversed(spans):
-        expr = expr[:start] + expr[end:]
-    return expr.strip(), options
+__all__ = ["SynapseCellError", "SynapseMagics", "complete", "render_error"]
 
 
 @magics_class
@@ -121,6 +46,7 @@ class SynapseMagics(Magics):
         self.session = session or NotebookSession()
         self.session.manager.progress = self._progress
         self._progress_bar: Any = None
+        self._progress_label: Any = None
 
     def _progress(self, event: Any) -> None:
         """Dependency environment builds (resolving, downloading, installing...) as a live progress bar."""
@@ -152,13 +78,12 @@ class SynapseMagics(Magics):
         except Exception as exc:
             raise UsageError(f"{what}: cannot evaluate {expr!r}: {type(exc).__name__}: {exc}") from None
 
-    def _json(self, value: Any, what: str) -> Any:
+    @staticmethod
+    def _json(value: Any, what: str) -> Any:
         """``value`` as JSON carries it (tuples become lists); a clear error when it is not JSON at all."""
-        import json
-
         try:
             return json.loads(json.dumps(value, allow_nan=False))
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, RecursionError) as exc:
             raise UsageError(f"{what} is not JSON: {exc}") from None
 
     @staticmethod
@@ -224,6 +149,7 @@ class SynapseMagics(Magics):
             )
             result = self.session.define(spec)
         except SynapseError as exc:
+            self.session.note_failure(getattr(exc, "plugin", None) or line.split(" ", 1)[0], exc)
             problem = handler_problem_in_cell(exc) if isinstance(exc, InvalidError) else None
             if problem is not None and problem.line is not None:
                 exc.message += f" (cell line {problem.line + 1})"  # the cell's first line is the magic line
@@ -243,19 +169,33 @@ class SynapseMagics(Magics):
     @no_var_expand
     @line_magic
     def synapse(self, line: str) -> Any:
-        """Run, benchmark, inspect and manage plugins (see the module docstring)."""
+        """Run, benchmark, test, inspect and manage plugins::
+
+        %synapse run NAME EXPR                run one input; returns the result and shows the I/O debugger
+        %synapse bench NAME EXPR [--batch-sizes 1,8,64] [--concurrency 1] [--repeat N] [--warmup N]
+        %synapse status                       every plugin: stage, version, calls, errors, p50
+        %synapse validate NAME | sign NAME | verify NAME | inspect NAME | logs NAME
+        %synapse test NAME [-k KEYWORD]       the plugin's tests/, run by pytest inside its jail
+        %synapse teardown NAME|--all          run teardown() and save the state
+        %synapse load PATH [--debug]          activate a plugin folder (--debug: in this kernel, unsandboxed)
+        %synapse isolation [--allow-process]  how plugins are isolated here (opt in to the process level)
+        %synapse search [QUERY] [--category C] [--registry R] | install NAME[@RANGE] [--registry R]
+        %synapse publish NAME --registry R | installed
+        %synapse serve NAME... [--grpc :0] [--http :0] [--token-file F] | serve --stop
+        %synapse help                         every sub-command
+        %synapse --debug [on|off]             full tracebacks instead of one-line errors
+
+        EXPR is a Python expression in the notebook's namespace (a variable, or a literal such as
+        ``{"text": "hi"}``); it is not shell-split, and options may come before or after it.
+        """
         command, _, rest = line.strip().partition(" ")
         try:
             return self._dispatch(command, rest.strip())
         except SynapseError as exc:
             raise self._fail(exc) from None
 
-    def _dispatch(self, command: str, rest: str) -> Any:
-        if command == "--debug":
-            self.debug = rest.strip().lower() not in ("off", "false", "0")
-            print(f"synapse: full tracebacks {'on' if self.debug else 'off'}")
-            return None
-        handlers = {
+    def _handlers(self) -> dict[str, Any]:
+        return {
             "run": self._run,
             "bench": self._bench,
             "status": lambda _rest: _tidy(self.session.manager.status()),
@@ -268,29 +208,40 @@ class SynapseMagics(Magics):
             "teardown": self._teardown,
             "load": self._load,
             "isolation": self._isolation,
+            "search": self._search,
+            "install": self._install,
+            "publish": self._publish,
+            "installed": lambda _rest: registry_view.installed(),
+            "serve": lambda rest: serve_view.serve_command(self.session, rest),
+            "help": lambda _rest: print(USAGE),
         }
-        handler = handlers.get(command)
-        if handler is None:
-            known = ", ".join(handlers)
-            raise UsageError(f"%synapse: unknown command {command!r}; use one of: {known}, --debug")
-        return handler(rest)
 
-    def _name_and_expr(self, rest: str, command: str) -> tuple[str, str, dict[str, str | bool]]:
-        name, _, remainder = rest.partition(" ")
-        if not name:
-            raise UsageError(f"%synapse {command} NAME EXPR: the plugin name is missing")
-        expr, options = split_options(remainder)
-        unknown = set(options) - VALUE_OPTIONS
-        if unknown:
-            raise UsageError(f"%synapse {command}: unknown option(s) {', '.join('--' + u for u in sorted(unknown))}")
-        return name, expr, options
+    def _dispatch(self, command: str, rest: str) -> Any:
+        if command == "--debug":
+            self.debug = rest.strip().lower() not in ("off", "false", "0")
+            print(f"synapse: full tracebacks {'on' if self.debug else 'off'}")
+            return None
+        if not command:
+            print(USAGE)
+            return None
+        handler = self._handlers().get(command)
+        if handler is None:
+            import difflib
+
+            close = difflib.get_close_matches(command, list(COMMANDS), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise UsageError(f"%synapse: unknown command {command!r}{hint} (%synapse help lists them)")
+        return handler(rest)
 
     def _run(self, rest: str) -> Any:
         from .widgets import IODebugger
 
-        name, expr, _options = self._name_and_expr(rest, "run")
+        name, expr, _options = name_and_expr(rest, "run", set())
         plugin = self.session.plugin(name)
         payload = self._eval(expr, f"%synapse run {name}")
+        note = self.session.failure_note(name)
+        if note:
+            print(f"synapse: {plugin.name} {plugin.version} answered; {note}")
         debugger = IODebugger(plugin)
         try:
             result = plugin.run(payload)
@@ -303,50 +254,49 @@ class SynapseMagics(Magics):
         from ..benchmark import run_benchmark
         from .widgets import BenchmarkWidget
 
-        name, expr, options = self._name_and_expr(rest, "bench")
+        name, expr, options = name_and_expr(rest, "bench", {"batch-sizes", "concurrency", "repeat", "warmup"})
         plugin = self.session.plugin(name)
         payload = self._eval(expr, f"%synapse bench {name}")
-
-        def ints(key: str, default: str) -> list[int]:
-            text = str(options.get(key, default))
-            try:
-                values = [int(v) for v in text.split(",") if v]
-            except ValueError:
-                raise UsageError(f"--{key}: expected comma-separated integers, got {text!r}") from None
-            return values
-
         frame = run_benchmark(
             plugin,
             payload,
-            batch_sizes=ints("batch-sizes", "1,8,64"),
-            concurrency=ints("concurrency", "1"),
-            repeat=ints("repeat", "20")[0],
-            warmup=ints("warmup", "3")[0],
+            batch_sizes=ints(options, "batch-sizes", "1,8,64"),
+            concurrency=ints(options, "concurrency", "1"),
+            repeat=ints(options, "repeat", "20")[0],
+            warmup=ints(options, "warmup", "3")[0],
         )
-        widget = BenchmarkWidget(frame, title=f"{plugin.name} {plugin.manifest.version} ({plugin.isolation})")
+        widget = BenchmarkWidget(frame, title=f"{plugin.name} {plugin.version} ({plugin.isolation})")
         display(widget)
         return widget.result()  # the same DataFrame, not shown a second time by this cell
 
-    def _folder(self, name: str) -> Path:
-        return self.session.plugin(name).source
+    def _folder(self, rest: str, command: str) -> Path:
+        name = rest.strip().split(" ", 1)[0]
+        if not name:
+            raise UsageError(f"%synapse {command}: the plugin name is missing; usage: %synapse {COMMANDS[command]}")
+        return self.session.folder(name)
 
     def _validate(self, rest: str) -> None:
         from ..anatomy import validate_folder
 
-        folder = validate_folder(self._folder(rest.strip()))
-        print(f"ok: {folder.manifest.name} {folder.manifest.version}: handler {folder.handler_class}")
+        folder = validate_folder(self._folder(rest, "validate"))
+        print(f"ok: {folder.manifest.name} {folder.manifest.version}: handler {folder.handler_class} (static check)")
 
     def _sign(self, rest: str) -> None:
         from ..signing import sign_folder
 
-        result = sign_folder(self._folder(rest.strip()))
+        result = sign_folder(self._folder(rest, "sign"))
         print(f"signed {rest.strip()} by {result.signer_subject}")
 
     def _verify(self, rest: str) -> None:
+        from ..manifest import load_manifest
         from ..signing import verify_folder
 
-        v = verify_folder(self._folder(rest.strip()))
+        folder = self._folder(rest, "verify")
+        v = verify_folder(folder)
         print(f"ok: {v.plugin} {v.version} signed by {v.signer_subject} (sha256 {v.signer_fingerprint[:16]})")
+        secrets = load_manifest(folder).secrets
+        if secrets:
+            print(f"asks for secrets: {', '.join(secrets)} (passed only if listed in secrets.allow of the config)")
 
     def _inspect(self, rest: str) -> None:
         from .widgets import LifecycleWidget, SchemaWidget
@@ -357,35 +307,44 @@ class SynapseMagics(Magics):
 
     def _logs(self, rest: str) -> None:
         plugin = self.session.plugin(rest.strip())
-        worker = plugin.worker
-        if worker is None:
+        streams = plugin.logs()
+        if not streams:
             print(f"{plugin.name}: no running worker")
-            return
-        for label, ring in (("stdout", worker.stdout), ("stderr", worker.stderr), ("sandbox", worker.jail_log)):
-            text = ring.text().rstrip()
-            print(f"--- {plugin.name} {label} ({ring.total} bytes written) ---")
-            if text:
-                print(text)
-        for event in list(getattr(plugin, "network_events", None) or [])[-10:]:
+        for label, (text, total) in streams.items():
+            print(f"--- {plugin.name} {label} ({total} bytes written) ---")
+            if text.rstrip():
+                print(escape_terminal(text.rstrip()))
+        for event in plugin.network_events[-10:]:
             print(f"--- network refused: {event.get('host')}:{event.get('port')} ({event.get('reason')})")
         for record in list(plugin.history or [])[-5:]:
             for stream in ("stdout", "stderr"):
                 text = getattr(record, stream)
                 if text:
-                    print(f"--- call at {record.at:.3f}: {stream} ---\n{text.rstrip()}")
+                    print(f"--- call at {record.at:.3f}: {stream} ---\n{escape_terminal(text.rstrip())}")
 
-    def _test(self, rest: str) -> int:
-        import subprocess
-        import sys
+    def _test(self, rest: str) -> dict[str, Any]:
+        from ..activation import ActivationOptions
+        from ..testrun import run_plugin_tests
 
-        folder = self._folder(rest.strip())
-        proc = subprocess.run(
-            [sys.executable, "-m", "synapse_nb", "plugin", "test", str(folder)], capture_output=True, text=True
-        )
-        print(proc.stdout + proc.stderr)
-        if proc.returncode:
-            raise UsageError(f"%synapse test {rest.strip()}: tests failed (exit {proc.returncode})")
-        return proc.returncode
+        name, _, extra = rest.strip().partition(" ")
+        keyword = None
+        if extra.strip():
+            flag, _, value = extra.strip().partition(" ")
+            if flag != "-k" or not value.strip():
+                raise UsageError(f"%synapse test: unexpected {extra.strip()!r}; usage: %synapse {COMMANDS['test']}")
+            keyword = value.strip()
+        manager = self.session.manager
+        options = ActivationOptions(
+            config=manager.config, insecure_allow_unsigned=manager.insecure_allow_unsigned,
+            allow_process_isolation=manager.allow_process_isolation, warn=manager.warn,
+        )  # fmt: skip
+        report = run_plugin_tests(self._folder(name, "test"), keyword=keyword, options=options)
+        print(escape_terminal(report.output.rstrip()))
+        error = report.error()
+        if error is not None:
+            raise error
+        print(f"synapse: {report.counts['passed']} passed in the {report.isolation} sandbox")
+        return report.to_json()
 
     def _teardown(self, rest: str) -> None:
         manager = self.session.manager
@@ -397,29 +356,59 @@ class SynapseMagics(Magics):
         print(f"synapse: {rest.strip()} torn down; saved state: {state}")
 
     def _isolation(self, rest: str) -> None:
-        """One visible line: how plugins are isolated here. ``--allow-process`` is the explicit opt-in to the
-        rlimits-only level, taken only where nsjail cannot run (Binder and most containers)."""
-        from ..sandbox.host import detect_host
-        from ..sandbox.isolation import LEVELS, probe
-
-        caps = probe(detect_host(self.session.manager.config.sandbox.nsjail))
-        if caps.level != "process":
-            print(f"synapse: plugins run under {caps.level} ({LEVELS[caps.level]})")
+        """One visible line: how plugins will actually be isolated here. ``--allow-process`` is the explicit
+        opt-in to the rlimits-only level, taken only where that level is what this host gives."""
+        manager = self.session.manager
+        level, why = manager.isolation()
+        if level != "process":
+            print(f"synapse: plugins run under {level} ({why})")
             return
-        print(f"synapse: this host cannot run nsjail ({caps.reason}); isolation here is 'process': {LEVELS['process']}")
+        print(f"synapse: isolation here is 'process': {why}")
         if "--allow-process" in rest.split():
-            self.session.manager.allow_process_isolation = True
+            manager.allow_process_isolation = True
             print("synapse: OPTED IN to process isolation for this notebook: plugins run without a sandbox")
-        else:
+        elif not manager.allow_process_isolation:
             print("synapse: plugins are refused until you opt in: %synapse isolation --allow-process")
+
+    def _search(self, rest: str) -> Any:
+        query, options = split_options(rest)
+        unknown = set(options) - {"category", "registry"}
+        if unknown:
+            raise UsageError(f"%synapse search: unknown option(s) {', '.join('--' + u for u in sorted(unknown))}")
+        return registry_view.search(
+            query.strip() or None, category=_text(options, "category"), registry=_text(options, "registry"),
+            warn=self._warn,
+        )  # fmt: skip
+
+    def _install(self, rest: str) -> Any:
+        spec, options = split_options(rest)
+        if not spec.strip() or set(options) - {"registry", "move-pin"}:
+            raise UsageError(f"%synapse install: usage: %synapse {COMMANDS['install']}")
+        return registry_view.install(
+            spec.strip(), registry=_text(options, "registry"), move_pin=bool(options.get("move-pin")), warn=self._warn
+        )
+
+    def _publish(self, rest: str) -> Any:
+        name, options = split_options(rest)
+        registry = _text(options, "registry")
+        if not name.strip() or registry is None:
+            raise UsageError(f"%synapse publish: usage: %synapse {COMMANDS['publish']}")
+        return registry_view.publish(self.session.folder(name.strip()), registry=registry)
+
+    @staticmethod
+    def _warn(text: str) -> None:
+        print(f"synapse: warning: {escape_terminal(text)}")
 
     def _load(self, rest: str) -> Any:
         from .widgets import LifecycleWidget
 
-        path = rest.strip().strip("'\"")
-        plugin = self.session.manager.load(path)
-        if hasattr(plugin, "keep_history"):
-            plugin.keep_history(32)
+        words = rest.split()
+        debug = "--debug" in words
+        path = " ".join(w for w in words if w != "--debug").strip("'\"")
+        if not path:
+            raise UsageError(f"%synapse load: the folder is missing; usage: %synapse {COMMANDS['load']}")
+        plugin = self.session.manager.load(path, debug=debug)
+        plugin.keep_history(32)
         display(LifecycleWidget(self.session.manager, plugin.name))
         return plugin
 
@@ -431,15 +420,20 @@ def _tidy(frame: Any) -> Any:
     return tidy(frame)
 
 
-def custom_exception_handler(magics: SynapseMagics) -> Any:
-    """For synapse errors raised by API calls in cells (``plugin.run(...)``): one line unless debugging."""
+def _text(options: dict[str, str | bool], key: str) -> str | None:
+    value = options.get(key)
+    return value if isinstance(value, str) and value else None
 
-    def handler(shell: Any, etype: type, value: BaseException, tb: Any, tb_offset: int | None = None) -> list[str]:
-        if magics.debug or not isinstance(value, SynapseError):
-            stb: list[str] = shell.InteractiveTB.structured_traceback(etype, value, tb, tb_offset=tb_offset)
-        else:
-            stb = render_error(value)
-        shell._showtraceback(etype, value, stb)  # IPython does not show what a custom handler returns
-        return stb
 
-    return handler
+def complete(magics: SynapseMagics, line: str) -> list[str]:
+    """Tab completion of ``%synapse``: sub-commands first, then plugin names known to the notebook."""
+    words = line.split()
+    ending = line.endswith(" ")
+    if len(words) <= 1 or (len(words) == 2 and not ending):
+        prefix = words[1] if len(words) == 2 else ""
+        return [c for c in (*COMMANDS, "--debug") if c.startswith(prefix)]
+    if len(words) == 2 or (len(words) == 3 and not ending):
+        prefix = words[2] if len(words) == 3 and not ending else ""
+        names = sorted(set(magics.session.defined) | set(magics.session.manager.plugins))
+        return [n for n in names if n.startswith(prefix)]
+    return []

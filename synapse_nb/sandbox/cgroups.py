@@ -1,4 +1,4 @@
-"""Per-worker cgroups: the memory and process limits, and the record of what hit them.
+"""Per-worker cgroups: the memory and process limits, the record of what hit them, and the freezer.
 
 Each worker gets its own cgroup in the memory and pids controllers, created by the host, nested under the
 host process's own cgroup where the kernel allows it (cgroup v1 always; on v2 only when that cgroup has no
@@ -7,6 +7,9 @@ processes of its own, otherwise under ``/synapse`` at the root). The worker is s
 from its first instruction. Because the cgroup is ours rather than nsjail's, it outlives the worker long
 enough for the host to read why the worker died (an OOM kill, forks refused at ``pids.max``) and its peak
 memory, and to kill anything left in it.
+
+Between calls a worker is frozen (cgroup v1's freezer controller, v2's ``cgroup.freeze``): threads a call
+started and left running cannot burn CPU while the worker is idle. See :class:`~.freezer.IdleFreezer`.
 """
 
 from __future__ import annotations
@@ -50,6 +53,11 @@ class CgroupSupport:
     memory_parent: Path | None = None
     pids_parent: Path | None = None
     reason: str = ""
+    freezer_parent: Path | None = None  # v1: the freezer controller's parent; v2: the same as memory_parent
+
+    @property
+    def can_freeze(self) -> bool:
+        return self.freezer_parent is not None
 
     @property
     def available(self) -> bool:
@@ -94,7 +102,8 @@ def _detect_v2(root: Path, own: dict[str, str]) -> CgroupSupport:
             (parent / "cgroup.subtree_control").write_text("+memory +pids")
         except OSError:
             continue
-        return CgroupSupport(2, memory_parent=parent, pids_parent=parent)
+        freezer = parent if (parent / "cgroup.subtree_control").exists() else None  # cgroup.freeze: every v2 group
+        return CgroupSupport(2, memory_parent=parent, pids_parent=parent, freezer_parent=freezer)
     return CgroupSupport(None, reason=f"cannot create a delegated cgroup under {root} (not root? no delegation?)")
 
 
@@ -112,7 +121,10 @@ def detect_cgroups(root: Path = CGROUP_ROOT, proc_cgroup: str | None = None) -> 
         pids = pids_root / own.get("pids", "/").lstrip("/") / "synapse"
         if not (_prepare_parent(memory) and _prepare_parent(pids)):
             return CgroupSupport(None, reason=f"cannot create {memory} and {pids} (run as root, or delegate them)")
-        return CgroupSupport(1, memory_parent=memory, pids_parent=pids)
+        freezer: Path | None = root / "freezer" / own.get("freezer", "/").lstrip("/") / "synapse"
+        if freezer is None or not ((root / "freezer").is_dir() and _prepare_parent(freezer)):
+            freezer = None  # no freezer controller: idle workers are not frozen (reported by doctor)
+        return CgroupSupport(1, memory_parent=memory, pids_parent=pids, freezer_parent=freezer)
     except OSError as exc:
         return CgroupSupport(None, reason=f"cannot read cgroups: {exc}")
 
@@ -120,7 +132,7 @@ def detect_cgroups(root: Path = CGROUP_ROOT, proc_cgroup: str | None = None) -> 
 def sweep_stale(support: CgroupSupport) -> int:
     """Remove empty worker cgroups left behind by host processes that no longer exist; returns how many."""
     removed = 0
-    for parent in {p for p in (support.memory_parent, support.pids_parent) if p is not None}:
+    for parent in {p for p in (support.memory_parent, support.pids_parent, support.freezer_parent) if p is not None}:
         try:
             children = list(parent.iterdir())
         except OSError:
@@ -174,6 +186,12 @@ class WorkerCgroup:
         self.memory_dir = support.memory_parent / self.name
         self.pids_dir = support.pids_parent / self.name
         self._dirs = [self.memory_dir] if self.memory_dir == self.pids_dir else [self.memory_dir, self.pids_dir]
+        self.freezer_dir: Path | None = None
+        if support.freezer_parent is not None:
+            self.freezer_dir = support.freezer_parent / self.name
+            if self.freezer_dir not in self._dirs:
+                self._dirs.append(self.freezer_dir)
+        self.frozen = False
         for d in self._dirs:
             d.mkdir()
         if memory_bytes is not None and pids_max is not None:
@@ -229,10 +247,6 @@ class WorkerCgroup:
             with contextlib.suppress(OSError):
                 (self.memory_dir / "memory.max_usage_in_bytes").write_text("0")
 
-    def memory_current(self) -> int:
-        name = "memory.current" if self.support.version == 2 else "memory.usage_in_bytes"
-        return _read_int(self.memory_dir / name)
-
     def members(self) -> list[int]:
         """Pids of every process in the worker's cgroups."""
         pids: set[int] = set()
@@ -241,9 +255,39 @@ class WorkerCgroup:
                 pids.update(int(p) for p in (d / "cgroup.procs").read_text().split())
         return sorted(pids)
 
+    # -- freezer -----------------------------------------------------------------------------------------------
+    def _freeze_file(self) -> tuple[Path, str, str] | None:
+        if self.freezer_dir is None:
+            return None
+        if self.support.version == 2:
+            return self.freezer_dir / "cgroup.freeze", "1", "0"
+        return self.freezer_dir / "freezer.state", "FROZEN", "THAWED"
+
+    def freeze(self) -> bool:
+        """Stop every process of the worker where it is (no CPU time until :meth:`thaw`); False if unsupported."""
+        target = self._freeze_file()
+        if target is None:
+            return False
+        try:
+            target[0].write_text(target[1])
+        except OSError:
+            return False
+        self.frozen = True
+        return True
+
+    def thaw(self) -> None:
+        """Let the worker's processes run again (a no-op unless frozen)."""
+        target = self._freeze_file()
+        if target is None or not self.frozen:
+            return
+        with contextlib.suppress(OSError):
+            target[0].write_text(target[2])
+        self.frozen = False
+
     # -- teardown ----------------------------------------------------------------------------------------------
     def kill_all(self, timeout: float = 1.0) -> None:
         """SIGKILL every process in the cgroup until it is empty (or ``timeout`` passes)."""
+        self.thaw()  # a frozen task (cgroup v1) would not act on SIGKILL until thawed
         kill_file = self.memory_dir / "cgroup.kill"
         deadline = time.monotonic() + timeout
         while True:

@@ -83,6 +83,21 @@ def death_error(plugin: str, policy: SandboxPolicy, death: Death) -> SynapseErro
     )
 
 
+def _problem(raw: dict[str, Any]) -> Problem:
+    """A located problem from the guest, keeping only fields of the right type (the channel is untrusted)."""
+
+    def text(key: str) -> str | None:
+        value = raw.get(key)
+        return value[:2000] if isinstance(value, str) else None
+
+    def number(key: str) -> int | None:
+        value = raw.get(key)
+        return value if type(value) is int else None
+
+    return Problem(text("file") or "handler.py", text("message") or "problem", number("line"), number("col"),
+                   text("pointer"))  # fmt: skip
+
+
 def reply_error(
     plugin: str, policy: SandboxPolicy, reply: dict[str, Any], *, during: str, pids_refused: bool = False
 ) -> tuple[SynapseError, str | None]:
@@ -106,7 +121,10 @@ def reply_error(
             direction="input",
         ), None
     if kind == "synapse":
-        problems = [Problem(**p) for p in error.get("problems") or []]
+        problems = [_problem(p) for p in error.get("problems") or []]
+        if error.get("code") == "limit":
+            name = error.get("limit_name") or "limit"
+            return ResourceLimitExceeded(str(error.get("message")), plugin=plugin, limit=name), None
         if error.get("code") == "invalid":
             cls = HandlerError if during == "activation" else InvalidError
             return cls(str(error.get("message")), plugin=plugin, problems=problems, details=error.get("details")), None
@@ -114,6 +132,14 @@ def reply_error(
     if kind in ("not_json", "state_not_json"):
         exc_type = "NotJSON" if kind == "not_json" else "StateNotJSON"
         return PluginFailed(str(error.get("message")), plugin=plugin, exc_type=exc_type, details=logs), None
+    if kind == "state_too_large":
+        return ResourceLimitExceeded(
+            f"self.state is {error.get('size')} bytes after this call, over the max_state_bytes limit of "
+            f"{error.get('limit')}; the worker restarts from the last checkpoint",
+            plugin=plugin,
+            limit="max_state_bytes",
+            value=error.get("limit"),
+        ), "state too large"
     if kind == "output_too_large":
         return ResourceLimitExceeded(
             f"output is {error.get('size')} bytes, over the max_output_bytes limit of {error.get('limit')}",

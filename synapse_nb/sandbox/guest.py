@@ -1,7 +1,9 @@
 """The runner inside the jail: one handler, a request loop on the worker channel.
 
 Started by the host as ``python -I -S -B -c <bootstrap> RFD WFD``; the first frame it reads is ``start``
-(plugin identity, restored state, secrets, log limits), then ``call``, ``batch``, ``state`` and ``stop``.
+(plugin identity, restored state, secrets, log limits), then ``call``, ``batch``, ``state`` and ``stop``. In
+``test`` mode the handler is not imported at start: the one ``test`` request runs the plugin's pytest session
+here, inside the jail (see :mod:`.testsession`).
 Standard library only, and imports are kept to what every call needs, because they are part of cold start.
 
 Replies are built by concatenating already-encoded JSON so that a result is encoded exactly once. What the
@@ -20,7 +22,7 @@ import time
 from ..errors import SynapseError, ValidationError
 from ..runtime import HandlerHost, describe_exception
 from ..sdk import Context
-from .protocol import ChannelClosed, FrameReader, write_frame
+from .protocol import HEADER, ChannelClosed, FrameReader
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -29,6 +31,13 @@ if TYPE_CHECKING:
 __all__ = ["main"]
 
 _dumps = json.JSONEncoder(allow_nan=False, ensure_ascii=False, separators=(",", ":")).encode
+_loads = json.JSONDecoder().decode
+_HEADER_PACK = HEADER.pack
+
+
+def write_frame_rest(fd: int, rest: memoryview) -> None:
+    while rest:
+        rest = rest[os.write(fd, rest) :]
 
 
 class _Capture(io.TextIOBase):
@@ -85,7 +94,8 @@ class _BinaryCapture:
 
 
 class _ChannelSession:
-    """``context.session`` inside the jail: every operation is a round trip to the host's store."""
+    """``context.session`` inside the jail: every operation is a round trip to the host's store (which enforces
+    the quota: a full session raises ``ResourceLimitExceeded`` here, exit 6 unless the handler catches it)."""
 
     def __init__(self, guest: Guest) -> None:
         self._guest = guest
@@ -113,6 +123,9 @@ class Guest:
         self.out = _Capture(64 * 1024)
         self.err = _Capture(64 * 1024)
         self.max_output = 16 << 20
+        self.max_state = 8 << 20
+        self.mode = "serve"
+        self.isolation = "nsjail"
         self.last_state = b"{}"
         self.child_exited = False
         self.pending: list[Any] = []  # requests read while waiting for a session reply
@@ -138,6 +151,8 @@ class Guest:
 
     # -- replies ---------------------------------------------------------------------------------------------
     def _logs(self) -> bytes:
+        if not (self.out.parts or self.out.dropped or self.err.parts or self.err.dropped):
+            return b""  # the common case: the handler printed nothing
         out, err = self.out.take(), self.err.take()
         parts = b""
         if out:
@@ -149,7 +164,10 @@ class Guest:
     def _send(self, body: bytes) -> None:
         if self.wfd < 0:
             os._exit(0)  # a forked child of the handler came back here (fork hook closed the channel): leave
-        write_frame(self.wfd, body)
+        data = _HEADER_PACK(len(body)) + body
+        written = os.write(self.wfd, data)
+        if written < len(data):  # a large reply: the rest in as many writes as the pipe needs
+            write_frame_rest(self.wfd, memoryview(data)[written:])
 
     def _describe(self, exc: BaseException) -> dict[str, Any]:
         plugin_dir = self.host.plugin_dir if self.host else "/plugin"
@@ -158,6 +176,9 @@ class Guest:
             info = {"kind": "validation", "message": exc.message, "pointer": exc.pointer, "schema": exc.schema}
         elif isinstance(exc, SynapseError):
             info = {"kind": "synapse", "code": exc.code, "message": exc.message, "details": exc.details}
+            limit = getattr(exc, "limit", None)
+            if isinstance(limit, str):
+                info["limit_name"] = limit
             problems = getattr(exc, "problems", None)
             if problems:
                 info["problems"] = [p.to_json() for p in problems]
@@ -173,10 +194,19 @@ class Guest:
         return b'{"id":' + _dumps(rid).encode() + b',"ok":false,"error":' + _dumps(info).encode()
 
     def _state_part(self) -> bytes:
+        """The new state to checkpoint (b"" when unchanged); ValueError/TypeError/OverflowError when it breaks
+        the rules (a JSON dict within max_state_bytes)."""
         handler = self.host.handler if self.host else None
-        if handler is None or (not handler.state and self.last_state == b"{}"):
+        if handler is None:
             return b""
-        encoded = _dumps(handler.state).encode()
+        state = handler.state
+        if type(state) is not dict:
+            raise TypeError(f"self.state must be a dict, not {type(state).__name__}")
+        if not state and self.last_state == b"{}":
+            return b""
+        encoded = _dumps(state).encode()
+        if len(encoded) > self.max_state:
+            raise OverflowError(len(encoded))
         if encoded == self.last_state:
             return b""
         self.last_state = encoded
@@ -186,14 +216,16 @@ class Guest:
         ms = (time.perf_counter() - started) * 1000
         try:
             encoded = _dumps(result).encode()
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, RecursionError) as exc:
             return self._error_head(rid, {"kind": "not_json", "message": f"returned something that is not JSON: {exc}"})
         if len(encoded) > self.max_output:
             return self._error_head(rid, {"kind": "output_too_large", "size": len(encoded), "limit": self.max_output})
         try:
             state = self._state_part()
-        except (TypeError, ValueError) as exc:
-            message = f"self.state is not JSON-serialisable: {exc}"
+        except OverflowError as exc:
+            return self._error_head(rid, {"kind": "state_too_large", "size": exc.args[0], "limit": self.max_state})
+        except (TypeError, ValueError, RecursionError) as exc:
+            message = f"self.state is not a JSON-serialisable dict: {exc}"
             return self._error_head(rid, {"kind": "state_not_json", "message": message})
         rid_json = str(rid).encode() if type(rid) is int else _dumps(rid).encode()
         return b'{"id":' + rid_json + b',"ok":true,"ms":' + f"{ms:.3f}".encode() + state + b',"result":' + encoded
@@ -203,6 +235,9 @@ class Guest:
         limit = int(msg.get("max_log_bytes", 64 * 1024))
         self.out.limit = self.err.limit = limit
         self.max_output = int(msg.get("max_output_bytes", self.max_output))
+        self.max_state = int(msg.get("max_state_bytes", self.max_state))
+        self.mode = msg.get("mode") or "serve"
+        self.isolation = msg.get("isolation", "nsjail")
         for key, value in (msg.get("secrets") or {}).items():
             os.environ[key] = value
         context = Context(
@@ -214,6 +249,14 @@ class Guest:
             session=_ChannelSession(self) if msg.get("session") else None,
         )
         self.host = HandlerHost(msg["plugin_dir"], context, entrypoint=msg.get("entrypoint"))
+        # A pre-warmed jail started in the placeholder under /plugin: move onto the snapshot mounted since.
+        try:  # noqa: SIM105 - contextlib is not otherwise imported in the guest
+            os.chdir(msg["plugin_dir"])
+        except OSError:
+            pass
+        if self.mode == "test":  # nothing of the plugin is imported until the test session runs it
+            self._send(b'{"id":0,"ok":true,"class":"pytest","setup_ms":0,"pid":' + str(os.getpid()).encode() + b"}")
+            return
         t0 = time.perf_counter()
         sys.stdout, sys.stderr = self.out, self.err
         try:
@@ -245,6 +288,21 @@ class Guest:
             self._reap()
         self._send(head + self._logs() + b"}")
 
+    def _run_tests(self, rid: Any, args: list[str]) -> None:
+        """The plugin's pytest session, here in the jail; its terminal output goes to the real stdout (drained by
+        the host), the report comes back as the reply."""
+        from .testsession import run_session
+
+        started = time.perf_counter()
+        try:
+            report = run_session(self.host.plugin_dir if self.host else "/plugin", list(args), self.isolation)
+        except BaseException as exc:
+            head = self._error_head(rid, self._describe(exc))
+        else:
+            head = self._success_head(rid, report, started)
+        self._reap()
+        self._send(head + b"}")
+
     def _reap(self) -> None:
         if not self.child_exited or self.wfd < 0:
             return
@@ -259,7 +317,10 @@ class Guest:
         """The next request: one that arrived during a session round trip first, else from the channel."""
         if self.pending:
             return self.pending.pop(0)
-        return self.reader.read()
+        return self._next_from_channel()
+
+    def _next_from_channel(self) -> Any:
+        return _loads(self.reader.read_body().decode())
 
     def session_call(self, action: str, fields: dict[str, Any]) -> Any:
         """Ask the host for session data, in the middle of a call; requests arriving meanwhile are kept."""
@@ -267,9 +328,13 @@ class Guest:
         rid = f"s{self.session_ids}"
         self._send(_dumps({"op": "session", "id": rid, "action": action, **fields}).encode())
         while True:
-            msg = self.reader.read()
+            msg = self._next_from_channel()
             if msg.get("op") == "session-reply" and msg.get("id") == rid:
                 if not msg.get("ok"):
+                    if msg.get("code") == "limit":
+                        from ..errors import ResourceLimitExceeded
+
+                        raise ResourceLimitExceeded(str(msg.get("error")), limit="sessions")
                     raise RuntimeError(f"session store: {msg.get('error')}")
                 return msg.get("value")
             self.pending.append(msg)
@@ -294,27 +359,45 @@ class Guest:
                 self._run(rid, lambda: host.call_batch(items, endpoint=endpoint, prevalidated=True))  # noqa: B023
             elif op == "state":
                 self._send(b'{"id":' + _dumps(rid).encode() + b',"ok":true,"state":' + self.last_state + b"}")
+            elif op == "test" and self.mode == "test":
+                self._run_tests(rid, msg.get("args") or [])
             elif op == "stop":
-                self._run(rid, host.stop)
+                if self.mode == "test":
+                    self._send(b'{"id":' + _dumps(rid).encode() + b',"ok":true,"result":{}}')
+                else:
+                    self._run(rid, host.stop)
                 return
             else:
                 self._send(self._error_head(rid, {"kind": "protocol", "message": f"unknown operation {op!r}"}) + b"}")
+
+
+def _add_paths(msg: dict[str, Any]) -> None:
+    """The environment's site directories, and what its .pth files name (at their guest paths)."""
+    if msg.get("site_dirs"):
+        import site
+
+        for entry in msg["site_dirs"]:
+            site.addsitedir(entry)
+    sys.path.extend(msg.get("sys_path") or [])
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point inside the jail: ``main([RFD, WFD])``."""
     args = sys.argv[1:] if argv is None else argv
     guest = Guest(int(args[0]), int(args[1]))
-    try:
-        msg = guest.reader.read()
-    except ChannelClosed:
-        return
-    if msg.get("site_dirs"):
-        import site
-
-        for entry in msg["site_dirs"]:
-            site.addsitedir(entry)
-    sys.path.extend(msg.get("sys_path") or [])  # what the environment's .pth files name, at their guest paths
+    prepared = False
+    while True:
+        try:
+            msg = guest.reader.read()
+        except ChannelClosed:
+            return
+        if not prepared:
+            _add_paths(msg)
+            prepared = True
+        if msg.get("op") != "prepare":
+            break
+        # A pre-warmed jail: its environment is on sys.path now; say so, then wait for a plugin.
+        guest._send(b'{"id":0,"ok":true,"pid":' + str(os.getpid()).encode() + b"}")
     egress = msg.get("egress")
     if egress:  # network scopes only: socket is not part of everyone's cold start
         from .relay import hand_over_listener

@@ -17,6 +17,7 @@ variables pointing at the proxy port ``127.0.0.1:3128`` (which the guest hands o
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -91,9 +92,13 @@ class Mount:
 
 @dataclass(frozen=True)
 class JailLayout:
-    """What the jail sees: the plugin snapshot and any extra read-only directories (dependency environments)."""
+    """What the jail sees: the plugin snapshot and any extra read-only directories (dependency environments).
 
-    plugin_dir: Path
+    ``plugin_dir`` None is a pre-warmed jail (:mod:`.prewarm`): ``/plugin`` is an empty placeholder until the host
+    mounts a verified snapshot on it (:mod:`.mounter`).
+    """
+
+    plugin_dir: Path | None
     site_dirs: tuple[Path, ...] = ()
     extra_dirs: tuple[Path, ...] = ()
 
@@ -195,7 +200,11 @@ def _bind_targets(host: HostInfo, layout: JailLayout) -> list[Mount]:
     for lib in host.lib_dirs:
         add(lib)
     add(Path("/etc/ld.so.cache"))
-    add(layout.plugin_dir, PLUGIN_DIR)
+    if layout.plugin_dir is None:
+        mounts.append(Mount(dst=PLUGIN_DIR, kind="tmpfs", options="size=4096,mode=0555"))
+        seen.add(PLUGIN_DIR)
+    else:
+        add(layout.plugin_dir, PLUGIN_DIR)
     add(host.package_dir, f"{GUEST_LIB}/synapse_nb")
     site_targets, path_targets = guest_paths(layout)
     for directory, target in zip((*layout.site_dirs, *layout.extra_dirs), (*site_targets, *path_targets), strict=True):
@@ -213,12 +222,32 @@ def build_jail(
     log_fd: int = 5,
     name: str = "synapse-worker",
     egress_dir: Path | None = None,
+    command: Sequence[str] | None = None,
+    channel: bool = True,
+    extra_mounts: Sequence[Mount] = (),
+    env: Mapping[str, str | None] | None = None,
 ) -> JailConfig:
     """The exact nsjail configuration for one worker (pure: same inputs, same text).
 
     ``egress_dir`` is the host directory of the worker's egress proxy socket, mounted when the policy has
     network scopes (:data:`EGRESS_PLACEHOLDER` stands in for it when only printing the configuration).
+    Other jobs in the same jail (the dependency installer) pass their own ``command`` instead of the guest
+    runtime, ``channel=False`` when they use no worker channel, ``extra_mounts`` (after the standard ones) and
+    ``env`` (a value replaces the variable of that name, None removes it).
     """
+    variables = {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "HOME": "/tmp",
+        "TMPDIR": "/tmp",
+        "LANG": "C.UTF-8",
+        "PYTHONIOENCODING": "utf-8",
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+    for key, value in (env or {}).items():
+        if value is None:
+            variables.pop(key, None)
+        else:
+            variables[key] = value
     fields: list[tuple[str, Any]] = [
         ("name", name),
         ("mode", Ident("ONCE")),
@@ -229,18 +258,12 @@ def build_jail(
         ("log_fd", log_fd),
         ("log_level", Ident("WARNING")),
         ("keep_env", False),
-        ("envar", "PATH=/usr/local/bin:/usr/bin:/bin"),
-        ("envar", "HOME=/tmp"),
-        ("envar", "TMPDIR=/tmp"),
-        ("envar", "LANG=C.UTF-8"),
-        ("envar", "PYTHONIOENCODING=utf-8"),
-        ("envar", "PYTHONDONTWRITEBYTECODE=1"),
+        *[("envar", f"{key}={value}") for key, value in variables.items()],
         *[("envar", value) for value in (proxy_environment() if policy.network_domains else [])],
         ("keep_caps", False),
         # nsjail's default niceness is 19; a worker that waits for requests must wake at normal priority.
         ("nice_level", 0),
-        ("pass_fd", request_fd),
-        ("pass_fd", reply_fd),
+        *([("pass_fd", request_fd), ("pass_fd", reply_fd)] if channel else []),
         ("rlimit_as_type", Ident("INF")),  # memory is capped by the cgroup; JITs and CUDA need address space
         ("rlimit_core", 0),
         ("rlimit_cpu", policy.cpu_seconds),
@@ -274,6 +297,7 @@ def build_jail(
         mounts += _gpu_mounts(host, mounts)
     if policy.network_domains:
         mounts.append(Mount(dst=EGRESS_DIR, src=str(egress_dir or EGRESS_PLACEHOLDER)))
+    mounts += extra_mounts
     mounts += [Mount(dst=dev, src=dev, rw=True) for dev in DEVICES]
     mounts += [
         Mount(dst="/etc/passwd", kind="content", content=PASSWD),
@@ -283,6 +307,6 @@ def build_jail(
     fields += [("mount_proc", True)]
     fields += [("mount", m.to_message()) for m in mounts]
     fields += [("seccomp_string", kafel_policy())]
-    command = guest_command(host, request_fd, reply_fd)
-    fields += [("exec_bin", [("path", command[0]), *[("arg", a) for a in command[1:]]])]
-    return JailConfig(fields=fields, command=command)
+    argv = list(command) if command is not None else guest_command(host, request_fd, reply_fd)
+    fields += [("exec_bin", [("path", argv[0]), *[("arg", a) for a in argv[1:]]])]
+    return JailConfig(fields=fields, command=argv)

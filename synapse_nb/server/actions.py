@@ -41,7 +41,7 @@ def validate(folder: Path, shown: str) -> dict[str, Any]:
     from ..anatomy import validate_folder
 
     try:
-        checked = validate_folder(folder, check_import=False, display=shown)
+        checked = validate_folder(folder, display=shown)
     except SynapseError as exc:
         return failure(exc)
     result = checked.to_json()
@@ -115,11 +115,14 @@ async def run_test(folder: Path, *, timeout_s: float) -> dict[str, Any]:
 
 
 class Runner:
-    """The server's own plugin manager: warm sandboxed workers for "Try it", replaced when a folder changes."""
+    """The server's own plugin manager: warm sandboxed workers for "Try it".
+
+    ``PluginManager.load`` returns the running handle while the folder's files are unchanged and replaces the
+    worker when they changed, so Try it always runs what is on disk.
+    """
 
     def __init__(self) -> None:
         self._manager: Any = None
-        self._loaded: dict[Path, tuple[str, tuple[Any, ...]]] = {}
         self._lock = threading.Lock()
 
     @property
@@ -130,10 +133,11 @@ class Runner:
             self._manager = PluginManager()
         return self._manager
 
-    def run(self, folder: Path, fingerprint: tuple[Any, ...], payload: Any, endpoint: str | None) -> dict[str, Any]:
+    def run(self, folder: Path, payload: Any, endpoint: str | None) -> dict[str, Any]:
         """One sandboxed call: activate (or reuse) the folder's worker, validate, run, validate the result."""
         try:
-            name = self._activate(folder, fingerprint)
+            with self._lock:
+                name = self.manager.load(folder).name
             invocation = self.manager.invoke(name, payload, endpoint=endpoint)
         except SynapseError as exc:
             return failure(exc, plugin=exc.plugin or folder.name)
@@ -141,21 +145,6 @@ class Runner:
         meta["stdout"] = str(invocation.meta.get("stdout", ""))[-4000:]
         meta["stderr"] = str(invocation.meta.get("stderr", ""))[-4000:]
         return success(invocation.result, **meta)
-
-    def _activate(self, folder: Path, fingerprint: tuple[Any, ...]) -> str:
-        manager = self.manager
-        with self._lock:
-            known = self._loaded.get(folder)
-            if known is not None:
-                name, seen = known
-                record = manager.plugins.get(name)
-                if seen == fingerprint and record is not None and record.plugin is not None:
-                    return str(name)
-                if record is not None and record.plugin is not None:
-                    manager.teardown(name)  # the folder changed since activation: run what is there now
-            plugin = manager.load(folder)
-            self._loaded[folder] = (plugin.name, fingerprint)
-            return str(plugin.name)
 
     def close(self) -> None:
         if self._manager is not None:

@@ -37,7 +37,7 @@ from tornado import web, websocket
 
 from ..errors import SynapseError, UsageError
 from . import actions, registry
-from .workspace import NotFound, Refused, _fingerprint, _trust_marks, manifest_diagnostics
+from .workspace import NotFound, Refused, manifest_diagnostics
 
 if TYPE_CHECKING:
     from . import SynapseExtension
@@ -165,8 +165,7 @@ class ActionHandler(_Base):
             if endpoint is not None and not isinstance(endpoint, str):
                 self.refuse(UsageError("'endpoint' must be a string (an endpoint name or path)"))
                 return
-            fingerprint = await self.blocking(_fingerprint, folder, _trust_marks())
-            result = await self.blocking(self.ext.runner.run, folder, fingerprint, body["payload"], endpoint)
+            result = await self.blocking(self.ext.runner.run, folder, body["payload"], endpoint)
         workspace.forget(folder)
         self.reply(result)
 

@@ -286,7 +286,7 @@ class Workspace:
         }
         manifest: Manifest | None = None
         try:
-            manifest = validate_folder(folder, check_import=False, display=rel).manifest
+            manifest = validate_folder(folder, display=rel).manifest
             summary["valid"] = True
         except InvalidError as exc:
             summary["problems"] = [_problem_json(p) for p in exc.problems] or [

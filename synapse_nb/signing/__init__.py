@@ -20,7 +20,7 @@ Private keys are 0600 and encrypted when ``SYNAPSE_KEY_PASSPHRASE`` is set. Fail
 
 from __future__ import annotations
 
-from .enforce import INSECURE_FLAG, SignatureCheck, check_activation, take_snapshot, verified_snapshot
+from .enforce import INSECURE_FLAG, SignatureCheck, check_activation, take_snapshot
 from .keys import (
     KEY_TYPES,
     PASSPHRASE_ENV,
@@ -57,7 +57,6 @@ __all__ = [
     "revoke_serial",
     "sign_folder",
     "take_snapshot",
-    "verified_snapshot",
     "verify_fileset",
     "verify_folder",
     "verify_snapshot",

@@ -1,8 +1,9 @@
 """The activation policy: verify every time, refuse on any failure, with one explicit and noisy escape hatch.
 
-Activation (``plugin run``, ``synapse_nb.load``, the notebook) calls :func:`verified_snapshot`: it copies the
-folder into a read-only, host-owned, content-addressed snapshot (hashing while copying) and verifies that very
-copy, which is what the worker then runs, so nothing can change between the check and the use.
+Activation (``plugin run``, ``synapse_nb.load``, the notebook: :mod:`synapse_nb.activation`) calls
+:func:`take_snapshot`, which copies the folder into a read-only, host-owned, content-addressed snapshot (hashing
+while copying), then :func:`check_activation` on that very copy, which is what the worker then runs, so nothing
+can change between the check and the use.
 
 Unsigned, tampered, untrusted, expired and revoked plugins raise :class:`~synapse_nb.errors.SignatureError`
 (exit 4). ``allow_unsigned=True`` (``--insecure-allow-unsigned``) is for local development only: verification
@@ -28,7 +29,7 @@ from ..paths import synapse_home
 from .trust import TrustStore
 from .verify import Verification, verify_folder, verify_snapshot
 
-__all__ = ["INSECURE_FLAG", "SignatureCheck", "check_activation", "take_snapshot", "verified_snapshot"]
+__all__ = ["INSECURE_FLAG", "SignatureCheck", "check_activation", "take_snapshot"]
 
 INSECURE_FLAG = "--insecure-allow-unsigned"
 
@@ -85,39 +86,17 @@ def check_activation(
     return SignatureCheck(verification)
 
 
-def verified_snapshot(
-    folder: Path | str,
-    *,
-    cache_root: Path | None = None,
-    manifest: Manifest | None = None,
-    allow_unsigned: bool = False,
-    warn: Callable[[str], None] | None = None,
-    trust: TrustStore | None = None,
-    now: dt.datetime | None = None,
-) -> tuple[Snapshot, SignatureCheck]:
-    """Snapshot ``folder`` (under ``SYNAPSE_HOME/cache/plugins`` by default) and verify the snapshot.
+def take_snapshot(root: Path, *, cache_root: Path | None = None, allow_unsigned: bool = False) -> Snapshot:
+    """The read-only snapshot of ``root`` that activation verifies and runs.
 
     A folder that cannot be snapshotted (a symlink, a case collision...) is refused as ``tampered`` when it is
     signed and ``unsigned`` otherwise; with ``allow_unsigned`` the :class:`~synapse_nb.fileset.FileSetError`
-    itself is raised (exit 3), because such a folder cannot be run at all.
-    """
-    root = Path(folder)
-    snapshot = take_snapshot(root, cache_root=cache_root, allow_unsigned=allow_unsigned)
-    check = check_activation(
-        snapshot, manifest=manifest, allow_unsigned=allow_unsigned, warn=warn, trust=trust, now=now, display=root
-    )
-    return snapshot, check
-
-
-def take_snapshot(root: Path, *, cache_root: Path | None = None, allow_unsigned: bool = False) -> Snapshot:
-    """The read-only snapshot of ``root`` that activation verifies and runs (first half of verified_snapshot).
-
-    A folder that cannot be snapshotted is refused as :func:`verified_snapshot` describes.
+    itself is raised (exit 3), because such a folder cannot be run at all. Hard links are exit 3 always.
     """
     try:
         snapshot = snapshot_folder(root, cache_root or synapse_home() / "cache" / "plugins")
     except FileSetError as exc:
-        if allow_unsigned:
+        if allow_unsigned or exc.hard_links:  # hard links are the folder's own problem (exit 3), not tampering
             raise
         signed = (root / SIGNATURE_FILE).is_file()
         reason = "tampered" if signed else "unsigned"

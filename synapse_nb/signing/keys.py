@@ -133,10 +133,6 @@ class DeveloperKey:
     def encrypted(self) -> bool:
         return _is_encrypted(self.key_path.read_bytes())
 
-    def private_key(self, passphrase: str | None = None) -> PrivateKey:
-        """The code-signing private key (``passphrase`` defaults to ``$SYNAPSE_KEY_PASSPHRASE``)."""
-        return load_private_key(self.key_path, passphrase)
-
     def to_json(self) -> dict[str, Any]:
         leaf, ca = self.certificate, self.ca_certificate
         return {

@@ -21,7 +21,6 @@ from cryptography import x509
 
 from ..errors import SignatureError, UsageError
 from ..fileset import SIGNATURE_FILE, scan_folder
-from ..manifest import load_manifest
 from ..paths import atomic_write
 from .certs import (
     describe_key,
@@ -112,7 +111,9 @@ def sign_folder(
     root = Path(folder)
     if not root.is_dir():
         raise UsageError(f"{str(root)!r} is not a folder; pass the plugin folder that holds manifest.yaml")
-    manifest = load_manifest(root)
+    from ..anatomy import validate_folder  # the same static rules as validate and activation, on the same files
+
+    manifest = validate_folder(root).manifest
     moment = utc(now).replace(microsecond=0)
     if (key_path is None) != (cert_path is None):
         raise UsageError("pass both --key and --cert, or neither to use the developer key")

@@ -1,4 +1,8 @@
-"""The default store: one SQLite database under SYNAPSE_HOME, safe to share between processes (WAL)."""
+"""The default store: one SQLite database under SYNAPSE_HOME, safe to share between processes (WAL).
+
+Session writes check the namespace's quota and write in one ``BEGIN IMMEDIATE`` transaction, so two processes
+cannot both squeeze under the limit.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .base import StateStoreError, encode_value
+from ..semver import SemVer
+from .base import SessionQuota, StateStoreError, encode_value, quota_error
 
 __all__ = ["SQLiteStore"]
 
@@ -26,6 +31,10 @@ CREATE TABLE IF NOT EXISTS session (
     value     TEXT NOT NULL,
     expires   REAL,
     PRIMARY KEY (namespace, key)
+);
+CREATE TABLE IF NOT EXISTS plugin_versions (
+    plugin  TEXT PRIMARY KEY,
+    highest TEXT NOT NULL
 );
 """
 
@@ -69,6 +78,20 @@ class SQLiteStore:
             (plugin, version, text, time.time()),
         )
 
+    def highest_version(self, plugin: str) -> str | None:
+        rows = self._run("SELECT highest FROM plugin_versions WHERE plugin = ?", (plugin,))
+        return str(rows[0][0]) if rows else None
+
+    def note_version(self, plugin: str, version: str) -> None:
+        current = self.highest_version(plugin)
+        if current is not None and SemVer.parse(current) >= SemVer.parse(version):
+            return
+        self._run(
+            "INSERT INTO plugin_versions (plugin, highest) VALUES (?, ?) "
+            "ON CONFLICT(plugin) DO UPDATE SET highest = excluded.highest",
+            (plugin, version),
+        )
+
     def session_get(self, namespace: str, key: str) -> Any:
         rows = self._run(
             "SELECT value FROM session WHERE namespace = ? AND key = ? AND (expires IS NULL OR expires > ?)",
@@ -76,19 +99,43 @@ class SQLiteStore:
         )
         return json.loads(rows[0][0]) if rows else None
 
-    def session_set(self, namespace: str, key: str, value: Any, ttl: float | None = None) -> None:
+    def session_set(
+        self, namespace: str, key: str, value: Any, ttl: float | None = None, *, quota: SessionQuota | None = None
+    ) -> None:
         text = encode_value(value, f"session value {key!r}")
-        expires = time.time() + ttl if ttl is not None else None
-        self._run(
-            "INSERT INTO session (namespace, key, value, expires) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT(namespace, key) DO UPDATE SET value = excluded.value, expires = excluded.expires",
-            (namespace, key, text, expires),
-        )
-        if ttl is not None:  # expired rows are dropped lazily, a few at a time
-            self._run(
-                "DELETE FROM session WHERE rowid IN (SELECT rowid FROM session WHERE expires <= ? LIMIT 100)",
-                (time.time(),),
-            )
+        if ttl is None and quota is not None:
+            ttl = quota.default_ttl_s
+        now = time.time()
+        expires = now + ttl if ttl is not None else None
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    # expired rows are dropped lazily, a few at a time
+                    self._db.execute(
+                        "DELETE FROM session WHERE rowid IN (SELECT rowid FROM session WHERE expires <= ? LIMIT 100)",
+                        (now,),
+                    )
+                    if quota is not None:
+                        keys, size = self._db.execute(
+                            "SELECT count(*), coalesce(sum(length(value)), 0) FROM session "
+                            "WHERE namespace = ? AND key != ? AND (expires IS NULL OR expires > ?)",
+                            (namespace, key, now),
+                        ).fetchone()
+                        error = quota_error(namespace, quota, keys=keys + 1, size=size + len(text))
+                        if error is not None:
+                            raise error
+                    self._db.execute(
+                        "INSERT INTO session (namespace, key, value, expires) VALUES (?, ?, ?, ?) ON CONFLICT"
+                        "(namespace, key) DO UPDATE SET value = excluded.value, expires = excluded.expires",
+                        (namespace, key, text, expires),
+                    )
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise StateStoreError(f"state store {self.url}: {exc}") from exc
 
     def session_delete(self, namespace: str, key: str) -> None:
         self._run("DELETE FROM session WHERE namespace = ? AND key = ?", (namespace, key))

@@ -14,6 +14,8 @@ from typing import Any
 
 import ipywidgets as widgets
 
+from ...textsafe import escape_terminal
+
 __all__ = ["CSS", "MIME", "MimeWidget", "bounded", "esc", "finite", "number", "pretty_json"]
 
 MIME = "application/vnd.synapse.widget+json"
@@ -40,7 +42,8 @@ div.synapse-w pre{margin:2px 0;padding:4px;background:#f8f8f8;max-height:240px;o
 
 
 def esc(value: Any) -> str:
-    return html.escape(str(value))
+    """HTML-escaped, with control characters (a plugin's ANSI or OSC sequences) shown, never obeyed."""
+    return html.escape(escape_terminal(str(value)))
 
 
 def number(value: Any, digits: int = 3) -> str:
@@ -102,7 +105,7 @@ class MimeWidget(widgets.VBox):
         parent = super()._repr_mimebundle_(**kwargs)
         if parent:
             bundle.update(parent)
-        bundle["text/plain"] = self.to_text()
+        bundle["text/plain"] = escape_terminal(self.to_text())
         bundle["text/html"] = CSS + f'<div class="synapse-w">{self.to_html()}</div>'
         data = finite(self.to_json())
         bundle["application/json"] = data

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from traitlets import Float, Unicode
+from traitlets import Float, Int, List, Unicode
 
 from ...manager import LifecycleEvent, PluginManager, Stage
 from .base import MimeWidget, esc
@@ -18,7 +18,8 @@ LABELS = {"DISCOVERED": "Discovery", "VALIDATED": "Validation", "ACTIVATING": "A
 
 
 class LifecycleWidget(MimeWidget):
-    """Stage, timings, failure reason, isolation level and signer of one plugin; updated on every event."""
+    """Stage, timings, failure reason, isolation level, signer, calls and the secrets it asks for, of one
+    plugin; updated on every event."""
 
     kind = "lifecycle"
 
@@ -28,6 +29,11 @@ class LifecycleWidget(MimeWidget):
     signer = Unicode("").tag(sync=True)
     failure = Unicode("").tag(sync=True)
     activation_ms = Float(0.0).tag(sync=True)
+    version = Unicode("").tag(sync=True)
+    calls = Int(0).tag(sync=True)
+    errors = Int(0).tag(sync=True)
+    secrets = List(Unicode()).tag(sync=True)
+    secrets_refused = List(Unicode()).tag(sync=True)
 
     def __init__(self, manager: PluginManager, name: str, *, note: str = "", **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -63,6 +69,12 @@ class LifecycleWidget(MimeWidget):
         self.signer = record.verification.signer_subject if record.verification else (self.signer or "unsigned")
         self.failure = str(record.error) if record.stage is Stage.FAILED and record.error else ""
         self.activation_ms = float(record.activation_ms or 0.0)
+        self.version = record.version
+        self.calls, self.errors = record.calls, record.errors
+        if record.folder is not None:
+            self.secrets = list(record.folder.manifest.secrets)
+        if plugin is not None:
+            self.secrets_refused = list(plugin.activation.secrets_refused)
         self.refresh()
 
     def close(self) -> None:
@@ -70,14 +82,20 @@ class LifecycleWidget(MimeWidget):
         super().close()
 
     def to_text(self) -> str:
-        parts = [f"{self.plugin_name}: {self.stage}" + (f" ({self.activity})" if self.activity else "")]
+        head = f"{self.plugin_name} {self.version}".strip()
+        parts = [f"{head}: {self.stage}" + (f" ({self.activity})" if self.activity else "")]
         if self.isolation:
             parts.append(f"isolation {self.isolation}")
         if self.signer:
             parts.append(f"signer {self.signer}")
         if self.activation_ms:
             parts.append(f"activated in {self.activation_ms:.1f} ms")
+        parts.append(f"calls {self.calls}" + (f" ({self.errors} failed)" if self.errors else ""))
         text = ", ".join(parts)
+        if self.secrets:
+            text += f"\nsecrets asked for: {', '.join(self.secrets)}" + (
+                f" (not allowed, not passed: {', '.join(self.secrets_refused)})" if self.secrets_refused else ""
+            )
         if self.failure:
             text += f"\nFAILED: {self.failure}"
         if self.isolation == "process":
@@ -97,8 +115,17 @@ class LifecycleWidget(MimeWidget):
             pills.append(f'<span class="stage {css}">{label}{timing}</span>')
         if self.stage == "FAILED":
             pills.append('<span class="stage failed">FAILED</span>')
-        rows = [f"<b>{esc(self.plugin_name)}</b> {' '.join(pills)}"]
-        rows.append(f"isolation: <b>{esc(self.isolation or '-')}</b> &nbsp; signer: {esc(self.signer or '-')}")
+        rows = [f"<b>{esc(self.plugin_name)}</b> {esc(self.version)} {' '.join(pills)}"]
+        calls = f"{self.calls}" + (f" ({self.errors} failed)" if self.errors else "")
+        rows.append(
+            f"isolation: <b>{esc(self.isolation or '-')}</b> &nbsp; signer: {esc(self.signer or '-')}"
+            f" &nbsp; calls: {calls}"
+        )
+        if self.secrets:
+            refused = (
+                f" (not allowed, not passed: {esc(', '.join(self.secrets_refused))})" if self.secrets_refused else ""
+            )
+            rows.append(f"secrets asked for: {esc(', '.join(self.secrets))}{refused}")
         if self.failure:
             rows.append(f'<span class="err">{esc(self.failure)}</span>')
         if self.isolation == "process":
@@ -118,4 +145,9 @@ class LifecycleWidget(MimeWidget):
             "activation_ms": self.activation_ms,
             "timings_ms": self.timings,
             "note": self.note,
+            "version": self.version,
+            "calls": self.calls,
+            "errors": self.errors,
+            "secrets": list(self.secrets),
+            "secrets_refused": list(self.secrets_refused),
         }
