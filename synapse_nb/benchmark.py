@@ -105,7 +105,7 @@ def run_benchmark(
         raise UsageError("concurrency and repeat must be positive and warmup not negative")
     start = getattr(plugin, "last_start", None)
     cold_start = float(start.cold_start_ms) if start is not None else float(getattr(plugin, "cold_start_ms", "nan"))
-    pipeline = getattr(plugin, "pipeline", None)  # its call history is the I/O debugger's
+    pipeline: Any = getattr(plugin, "pipeline", None)  # its call history is the I/O debugger's
     history = getattr(pipeline, "history", None)
     if history is not None:
         pipeline.history = None  # benchmark requests are not calls worth debugging

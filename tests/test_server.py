@@ -112,7 +112,7 @@ def test_status_says_how_plugins_are_isolated(fetch: Fetch) -> None:
     assert status == 200
     assert body["level"] in ("nsjail", "nsjail-nocgroup", "process")
     assert body["allowed"] is (body["level"] != "process")
-    assert body["registry"] is False
+    assert body["registry"] is True  # synapse_nb.registry is installed
 
 
 def test_plugins_lists_valid_and_invalid_folders_with_located_problems(fetch: Fetch, root: Path) -> None:
@@ -288,7 +288,25 @@ def test_diagnostics_locate_problems_in_unsaved_manifest_text(fetch: Fetch) -> N
     assert status == 400
 
 
-def test_registry_routes_say_clearly_that_the_registry_is_not_there(fetch: Fetch) -> None:
+def test_registry_search_and_install_go_through_the_cli(fetch: Fetch) -> None:
+    status, found = fetch("GET", "registry/search?q=sentiment")
+    assert status == 200
+    assert found["ok"] is True
+    assert "sentiment-analyzer" in [p["name"] for p in found["result"]]
+    status, missing = fetch("POST", "registry/install", {"spec": "no-such-plugin"})
+    assert status == 200
+    assert (missing["ok"], missing["error"]["code"], missing["error"]["exit_code"]) == (False, "registry", 9)
+    assert "no-such-plugin" in missing["error"]["message"]
+    status, _ = fetch("POST", "registry/install", {"spec": ""})
+    assert status == 400
+
+
+def test_registry_routes_say_clearly_when_the_registry_is_not_there(
+    fetch: Fetch, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from synapse_nb.server import registry
+
+    monkeypatch.setattr(registry, "available", lambda: False)  # an installation without synapse_nb.registry
     routes = (("GET", "registry/search?q=sentiment", None), ("POST", "registry/install", {"spec": "a"}))
     for method, route, body in routes:
         status, answer = fetch(method, route, body)
