@@ -58,6 +58,7 @@ def root(jp_root_dir: Path) -> Path:
 @pytest.fixture
 def fetch(jp_fetch: Fetch, jp_asyncio_loop: Any, root: Path) -> Fetch:
     """``fetch(METHOD, PATH, body)`` -> (status, JSON) under /synapse/api/, never raising on HTTP errors."""
+    asyncio.set_event_loop(jp_asyncio_loop)  # an earlier asyncio.run() elsewhere in the session unset it
 
     def call(method: str, path: str, body: Any = None, **kwargs: Any) -> tuple[int, Any]:
         route, _, query = path.partition("?")
@@ -103,6 +104,7 @@ def test_every_route_needs_authentication(fetch: Fetch, method: str, path: str, 
 
 
 def test_the_event_stream_needs_authentication(jp_ws_fetch: Fetch, jp_asyncio_loop: Any, root: Path) -> None:
+    asyncio.set_event_loop(jp_asyncio_loop)
     with pytest.raises(tornado.httpclient.HTTPClientError, match="403"):
         jp_asyncio_loop.run_until_complete(jp_ws_fetch("synapse", "api", "events", headers={"Authorization": ""}))
 
@@ -316,6 +318,8 @@ def test_registry_routes_say_clearly_when_the_registry_is_not_there(
 
 
 def test_the_event_stream_pushes_states_from_the_log(jp_ws_fetch: Fetch, jp_asyncio_loop: Any, root: Path) -> None:
+    asyncio.set_event_loop(jp_asyncio_loop)
+
     async def scenario() -> list[dict[str, Any]]:
         socket = await jp_ws_fetch("synapse", "api", "events")
         hello = json.loads(await asyncio.wait_for(socket.read_message(), 10))
@@ -337,7 +341,7 @@ def test_the_event_stream_pushes_states_from_the_log(jp_ws_fetch: Fetch, jp_asyn
     messages = jp_asyncio_loop.run_until_complete(scenario())
     state = messages[-1]["state"]
     assert (state["plugin"], state["stage"], state["isolation"]) == ("echo", "ACTIVE", "nsjail")
-    assert state["processes"] == [{"pid": os.getpid(), "source": "server", "stage": "ACTIVE"}]
+    assert state["processes"] == [{"pid": os.getpid(), "source": eventlog.EventLog().source, "stage": "ACTIVE"}]
     assert [m["type"] for m in messages] == ["event", "state"]
 
 
