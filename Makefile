@@ -12,8 +12,23 @@ $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
-$(STAMP): pyproject.toml | $(VENV)/bin/python
+# system-deps first: installing the package builds labextension/ with node (hatch-jupyter-builder).
+$(STAMP): pyproject.toml | $(VENV)/bin/python system-deps
 	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+# The JupyterLab extension, rebuilt when its sources change (jlpm ships with jupyterlab; the lock file pins
+# every npm package), then copied where JupyterLab finds it (the editable install copied the first build).
+LABEXT_SRC := $(wildcard labextension/src/*.ts labextension/src/*.tsx labextension/style/*) \
+	labextension/package.json labextension/yarn.lock labextension/tsconfig.json
+LABEXT := $(VENV)/share/jupyter/labextensions/synapse-nb/.built
+LABEXT_BUILT := synapse_nb/labextension/package.json
+$(LABEXT): $(LABEXT_SRC) | $(STAMP)
+	cd labextension && PATH="$(CURDIR)/$(VENV)/bin:$$PATH" jlpm install --immutable >/dev/null
+	if [ ! -f $(LABEXT_BUILT) ] || [ -n "$$(find $(LABEXT_SRC) -newer $(LABEXT_BUILT))" ]; then \
+	    cd labextension && PATH="$(CURDIR)/$(VENV)/bin:$$PATH" jlpm build:prod >/dev/null; fi
+	rm -rf $(dir $@) && mkdir -p $(dir $@)
+	cp -r synapse_nb/labextension/. labextension/install.json $(dir $@)
 	touch $@
 
 # Debian packages the tests need (installed only when running as root with apt-get available).
@@ -38,10 +53,10 @@ demo: $(STAMP)
 	@echo "--- the quickstart notebook, executed headless (notebooks/01-quickstart.ipynb) ---"
 	$(PY) -m synapse_nb.notebook.headless notebooks/01-quickstart.ipynb --workdir $(DEMO_DIR)/notebook
 
-# JupyterLab with the tutorials (the "Python 3 (Synapse)" kernel preloads the extension).
-lab: $(STAMP)
+# JupyterLab with the tutorials (the "Python 3 (Synapse)" kernel preloads the extension); root needs --allow-root.
+lab: $(STAMP) $(LABEXT)
 	$(CLI) kernel install --prefix $(VENV)
-	$(VENV)/bin/jupyter lab notebooks/ $$( [ "$$(id -u)" = 0 ] && echo --allow-root )
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/jupyter lab notebooks/ $$( [ "$$(id -u)" = 0 ] && echo --allow-root )
 
 # Regenerate the committed protobuf code of synapse_nb/serve (tests/test_serve_proto.py checks it is current).
 PROTO_ROOT := synapse_nb/serve/proto
@@ -56,13 +71,14 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
-unit: $(STAMP) system-deps
+unit: $(STAMP) system-deps $(LABEXT)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test: lint typecheck unit
 
-bench: $(STAMP) system-deps
+bench: $(STAMP) system-deps $(LABEXT)
 	$(PY) -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache
+	rm -rf labextension/node_modules labextension/lib labextension/tsconfig.tsbuildinfo synapse_nb/labextension

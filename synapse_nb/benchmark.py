@@ -3,7 +3,9 @@
 Every row reports throughput (items/s), p50/p90/p99 latency per request (nearest-rank percentiles of the
 sorted samples, taken after warm-up), the median queue and handler time, the error rate, the plugin's cold
 start and the worker's peak memory during that row. ``synapse-cli plugin bench`` and ``%synapse bench`` both
-use :func:`run_benchmark`; it returns a pandas DataFrame.
+use :func:`run_benchmark`; it returns a pandas DataFrame. The sweep is kept in the event log
+(:mod:`synapse_nb.eventlog`) so later versions can be compared with it, and its calls stay out of the plugin's
+call history (the I/O debugger shows the user's own calls, not thousands of benchmark requests).
 """
 
 from __future__ import annotations
@@ -106,6 +108,51 @@ def run_benchmark(
         raise UsageError("concurrency and repeat must be positive and warmup not negative")
     start = getattr(plugin, "last_start", None)
     cold_start = float(start.cold_start_ms) if start is not None else float(getattr(plugin, "cold_start_ms", "nan"))
+    pipeline: Any = getattr(plugin, "pipeline", None)  # its call history is the I/O debugger's
+    history = getattr(pipeline, "history", None)
+    if history is not None:
+        pipeline.history = None  # benchmark requests are not calls worth debugging
+    try:
+        rows = _sweep(plugin, payload, batch_sizes, concurrency, repeat, warmup, cold_start)
+    finally:
+        if history is not None:
+            pipeline.history = history
+    frame = pd.DataFrame([asdict(r) for r in rows], columns=COLUMNS)
+    _remember(plugin, frame)
+    return frame
+
+
+def _remember(plugin: Any, frame: pd.DataFrame) -> None:
+    """Keep the sweep in the event log, per plugin version."""
+    from .eventlog import record_benchmark
+
+    manifest = getattr(plugin, "manifest", None)
+    source = getattr(plugin, "source", None)
+    # Who was measured travels with the frame (the notebook widget compares it with earlier versions).
+    frame.attrs.update(
+        plugin=str(getattr(plugin, "name", "")),
+        version=str(manifest.version) if manifest is not None else "",
+        isolation=str(getattr(plugin, "isolation", "")),
+    )
+    record_benchmark(  # queued: the writer thread writes it and counts its own failures
+        frame.attrs["plugin"],
+        frame.attrs["version"],
+        [{str(k): v for k, v in row.items()} for row in frame.to_dict(orient="records")],
+        isolation=frame.attrs["isolation"],
+        path=str(source.resolve()) if source is not None else "",
+        config=getattr(plugin, "config", None),
+    )
+
+
+def _sweep(
+    plugin: Any,
+    payload: Any,
+    batch_sizes: Sequence[int],
+    concurrency: Sequence[int],
+    repeat: int,
+    warmup: int,
+    cold_start: float,
+) -> list[BenchRow]:
     rows: list[BenchRow] = []
     for batch in batch_sizes:
         for threads in concurrency:
@@ -151,4 +198,4 @@ def run_benchmark(
                     peak_memory_mb=_peak_mb(plugin),
                 )
             )
-    return pd.DataFrame([asdict(r) for r in rows], columns=COLUMNS)
+    return rows

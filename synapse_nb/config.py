@@ -157,6 +157,16 @@ CONFIG_SCHEMA: dict[str, Any] = {
                 "build_memory_mb": {"type": "integer", "minimum": 64},
             },
         },
+        # The event log ($SYNAPSE_HOME/events.db): lifecycle, calls and benchmarks of every manager (eventlog.py).
+        "events": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "enabled": {"type": "boolean"},
+                "max_rows": {"type": "integer", "minimum": 100},
+                "max_days": {"type": "number", "exclusiveMinimum": 0},
+            },
+        },
         # Plugin registries (synapse_nb.registry): the spec's block; ${VAR} in auth is expanded at use time.
         "registries": {"type": "array", "items": {"$ref": "#/$defs/registry"}},
     },

@@ -3,10 +3,12 @@
 The file set is what gets signed and what a worker runs: every regular file in the folder as
 ``(relative POSIX path, size, sha256)``, sorted by the UTF-8 bytes of the path, excluding only the signature
 file. Bytecode (``__pycache__/``, ``*.pyc``, ``*.pyo``) is dropped, never listed: workers run with bytecode
-writing off from a snapshot that holds no bytecode, so unsigned bytecode can never be loaded. Anything that
-could make two readers disagree about the folder is refused: symlinks, special files, names that are not
-NFC-normalised UTF-8, backslashes, control characters, names that collide case-insensitively, and files with
-more than one hard link (a link to a file outside the folder, such as a private key, would be signed and
+writing off from a snapshot that holds no bytecode, so unsigned bytecode can never be loaded. So are Jupyter's
+checkpoint folders (``.ipynb_checkpoints/``, written next to a file when JupyterLab opens it): editing a
+manifest in JupyterLab must not make its plugin look tampered, and what is left out never reaches a worker.
+Anything that could make two readers disagree about the folder is refused: symlinks, special files, names that
+are not NFC-normalised UTF-8, backslashes, control characters, names that collide case-insensitively, and files
+with more than one hard link (a link to a file outside the folder, such as a private key, would be signed and
 readable in the jail). A file that vanishes or changes type while the folder is read is tampering (exit 4).
 
 A :class:`Snapshot` is a content-addressed copy under ``SYNAPSE_HOME/cache/plugins/<digest>`` made by hashing
@@ -43,6 +45,7 @@ __all__ = [
 
 SIGNATURE_FILE = "synapse.sig.json"
 BYTECODE_DIRS = frozenset({"__pycache__"})
+SKIPPED_DIRS = BYTECODE_DIRS | {".ipynb_checkpoints"}  # never listed, signed or copied into a snapshot
 BYTECODE_SUFFIXES = (".pyc", ".pyo")
 MAX_FILES = 100_000
 _CHUNK = 1 << 20
@@ -100,7 +103,7 @@ class FileSet:
 
 
 def is_bytecode(rel_parts: tuple[str, ...]) -> bool:
-    return any(p in BYTECODE_DIRS for p in rel_parts) or rel_parts[-1].endswith(BYTECODE_SUFFIXES)
+    return any(p in SKIPPED_DIRS for p in rel_parts) or rel_parts[-1].endswith(BYTECODE_SUFFIXES)
 
 
 def _name_problem(name: str) -> str | None:
@@ -141,7 +144,7 @@ def _walk(folder: Path, exclude: frozenset[str]) -> tuple[list[tuple[str, Path]]
         for entry in entries:
             rel_parts = (*parts, entry.name)
             rel = "/".join(rel_parts)
-            if entry.is_dir(follow_symlinks=False) and entry.name in BYTECODE_DIRS:
+            if entry.is_dir(follow_symlinks=False) and entry.name in SKIPPED_DIRS:
                 continue
             why = _name_problem(entry.name)
             if why is not None:

@@ -211,6 +211,9 @@ class PluginManager:
         self._observers: list[Callable[[LifecycleEvent], None]] = []
         self._lock = threading.RLock()
         _managers.add(self)
+        from .eventlog import attach  # lifecycle and calls -> $SYNAPSE_HOME/events.db (JupyterLab's live view)
+
+        self._eventlog = attach(self)  # not an observer: calls stay free of idle/executing events
 
     # -- observation -------------------------------------------------------------------------------------------
     def subscribe(self, callback: Callable[[LifecycleEvent], None]) -> Callable[[], None]:
@@ -238,6 +241,8 @@ class PluginManager:
         del record.history[:-200]
         for observer in list(self._observers):
             observer(event)
+        if self._eventlog is not None:
+            self._eventlog(event)
 
     def _circuit_moved(self, record: ManagedPlugin, old: str, new: str, why: str) -> None:
         """A circuit transition of an active plugin, as a lifecycle event of kind ``circuit``."""

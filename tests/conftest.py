@@ -7,6 +7,7 @@ import shutil
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -172,3 +173,21 @@ def memcached_server(tmp_path: Path) -> Iterator[MemcachedServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def shell(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """A real IPython InteractiveShell with synapse_nb loaded, working in tmp_path (needs nsjail)."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from .sandbox_helpers import require_nsjail
+
+    require_nsjail()
+    monkeypatch.chdir(tmp_path)
+    ip = InteractiveShell.instance()
+    ip.extension_manager.load_extension("synapse_nb")
+    try:
+        yield ip
+    finally:
+        ip.extension_manager.unload_extension("synapse_nb")
+        InteractiveShell.clear_instance()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,19 +25,6 @@ class Echo(BaseHandler):
         print("seen", data["text"])
         return {"upper": data["text"].upper()}
 """
-
-
-@pytest.fixture
-def shell(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[InteractiveShell]:
-    require_nsjail()
-    monkeypatch.chdir(tmp_path)
-    ip = InteractiveShell.instance()
-    ip.extension_manager.load_extension("synapse_nb")
-    try:
-        yield ip
-    finally:
-        ip.extension_manager.unload_extension("synapse_nb")
-        InteractiveShell.clear_instance()
 
 
 def magics(ip: InteractiveShell) -> SynapseMagics:

@@ -13,8 +13,6 @@ from synapse_nb.errors import RegistryError, UsageError
 from synapse_nb.notebook.magics import SynapseMagics
 from synapse_nb.notebook.serve_view import ServingView, serve_command, stop_serving
 
-from .test_notebook import shell  # noqa: F401  (the fixture: a real InteractiveShell with synapse_nb)
-
 HANDLER = """
 from synapse.sdk import BaseHandler
 

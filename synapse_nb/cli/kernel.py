@@ -1,7 +1,10 @@
 """``synapse-cli kernel install [--user] [--name NAME] [--prefix DIR]``: a "Python 3 (Synapse)" kernelspec.
 
 The kernel is this interpreter's ipykernel with the synapse_nb extension preloaded, so notebooks can use
-``%%synapse_plugin`` without ``%load_ext synapse_nb``.
+``%%synapse_plugin`` without ``%load_ext synapse_nb``. It is preloaded through
+:mod:`synapse_nb.notebook.preload`, which loads the extension just before the first cell runs rather than
+while the kernel starts: the kernel answers its first request as fast as a plain ipykernel does, which keeps
+"Restart Kernel and Run All" right after opening a notebook out of jupyter_server's start-up race.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ GROUP_HELP = "Jupyter kernels with synapse_nb preloaded"
 
 def kernel_spec(python: str = sys.executable, display_name: str = "Python 3 (Synapse)") -> dict[str, Any]:
     return {
-        "argv": [python, "-m", "ipykernel_launcher", "-f", "{connection_file}", "--ext=synapse_nb"],
+        "argv": [python, "-m", "ipykernel_launcher", "-f", "{connection_file}", "--ext=synapse_nb.notebook.preload"],
         "display_name": display_name,
         "language": "python",
         "metadata": {"debugger": True},

@@ -203,7 +203,7 @@ class SynapseMagics(Magics):
             "run": self._run,
             "emit": self._emit,
             "bench": self._bench,
-            "status": lambda _rest: self.session.manager.status(),
+            "status": lambda _rest: _tidy(self.session.manager.status()),
             "validate": self._validate,
             "sign": self._sign,
             "verify": self._verify,
@@ -291,8 +291,9 @@ class SynapseMagics(Magics):
             repeat=ints(options, "repeat", "20")[0],
             warmup=ints(options, "warmup", "3")[0],
         )
-        display(BenchmarkWidget(frame, title=f"{plugin.name} {plugin.version} ({plugin.isolation})"))
-        return frame
+        widget = BenchmarkWidget(frame, title=f"{plugin.name} {plugin.version} ({plugin.isolation})")
+        display(widget)
+        return widget.result()  # the same DataFrame, not shown a second time by this cell
 
     def _folder(self, rest: str, command: str) -> Path:
         name = rest.strip().split(" ", 1)[0]
@@ -442,6 +443,13 @@ class SynapseMagics(Magics):
         plugin.keep_history(32)
         display(LifecycleWidget(self.session.manager, plugin.name))
         return plugin
+
+
+def _tidy(frame: Any) -> Any:
+    """The DataFrame with rounded, NaN-free reprs (widgets/frames.py; imported on use: it needs pandas)."""
+    from .widgets.frames import tidy
+
+    return tidy(frame)
 
 
 def _text(options: dict[str, str | bool], key: str) -> str | None:

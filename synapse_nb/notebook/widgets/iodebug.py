@@ -15,7 +15,7 @@ import ipywidgets as widgets
 from traitlets import Int, Unicode
 
 from ...plugin import CallRecord
-from .base import CSS, MimeWidget, esc, pretty_json
+from .base import CSS, MimeWidget, bounded, esc, pretty_json
 
 __all__ = ["IODebugger"]
 
@@ -26,6 +26,8 @@ STOPPED_AT = {"input": "validated input", "execute": "raw output", "output": "va
 
 class IODebugger(MimeWidget):
     """Recent calls of one plugin, with a picker; ``refresh()`` after new calls (magics do it for you)."""
+
+    kind = "iodebug"
 
     selected = Int(0).tag(sync=True)
     last_stage = Unicode("").tag(sync=True)
@@ -120,10 +122,10 @@ class IODebugger(MimeWidget):
             "calls": [
                 {
                     "stage": r.stage,
-                    "payload": r.payload,
-                    "validated_input": r.validated_input,
-                    "raw_output": r.raw_output,
-                    "output": r.output,
+                    "payload": bounded(r.payload),
+                    "validated_input": bounded(r.validated_input),
+                    "raw_output": bounded(r.raw_output),
+                    "output": bounded(r.output),
                     "error": str(r.error) if r.error else None,
                     "total_ms": r.total_ms,
                     "queue_ms": r.queue_ms,

@@ -21,6 +21,8 @@ class LifecycleWidget(MimeWidget):
     """Stage, timings, failure reason, isolation level, signer, calls, the secrets it asks for, its circuit
     breaker and its response cache's hit rate, of one plugin; updated on every event."""
 
+    kind = "lifecycle"
+
     stage = Unicode("").tag(sync=True)
     activity = Unicode("").tag(sync=True)
     isolation = Unicode("").tag(sync=True)
@@ -161,6 +163,7 @@ class LifecycleWidget(MimeWidget):
             "failure": self.failure,
             "activation_ms": self.activation_ms,
             "timings_ms": self.timings,
+            "note": self.note,
             "version": self.version,
             "calls": self.calls,
             "errors": self.errors,

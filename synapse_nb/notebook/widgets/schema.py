@@ -89,6 +89,8 @@ def schema_rows(schema: Any, path: str = "", required: bool = True) -> list[dict
 class SchemaWidget(MimeWidget):
     """Input and output schema of a plugin (or any named schemas) as tables."""
 
+    kind = "schema"
+
     def __init__(self, schemas: dict[str, Any], *, title: str = "", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.schemas = schemas
@@ -132,7 +134,7 @@ class SchemaWidget(MimeWidget):
                 "</tr>"
                 for r in rows
             )
-            out.append(f"<table><tr>{head}</tr>{body}</table>")
+            out.append(f'<div class="scroll"><table><tr>{head}</tr>{body}</table></div>')
         return "".join(out)
 
     def to_json(self) -> dict[str, Any]:
