@@ -339,6 +339,6 @@ def test_07_readme_screenshot_of_the_sidebar(browser: Browser) -> None:
     page.fill(".synapse-Search", "")
     box = page.locator("#synapse-sidebar").bounding_box()
     SHOTS.mkdir(parents=True, exist_ok=True)
-    path = SHOTS / "sidebar.png"  # docs/jupyterlab-sidebar.png in the README is a copy of it
+    path = SHOTS / "sidebar.png"  # labextension/docs/jupyterlab-sidebar.png in the README is a copy of it
     page.screenshot(path=str(path), clip={"x": box["x"], "y": box["y"], "width": box["width"], "height": 330})
     assert path.stat().st_size > 1000

@@ -46,5 +46,5 @@ def test_the_extension_is_declared_for_jupyterlab_4() -> None:
     assert package["jupyterlab"]["outputDir"] == "../synapse_nb/labextension"
     assert package["dependencies"]["@jupyterlab/application"].startswith("^4")
     assert (LABEXT / "yarn.lock").is_file()  # the build is reproducible: every npm package pinned
-    config = json.loads((LABEXT.parent / "jupyter-config" / "jupyter_server_config.d" / "synapse_nb.json").read_text())
+    config = json.loads((LABEXT / "jupyter-config" / "jupyter_server_config.d" / "synapse_nb.json").read_text())
     assert config == {"ServerApp": {"jpserver_extensions": {"synapse_nb.server": True}}}

@@ -1,6 +1,6 @@
 """The Jupyter server extension: synapse_nb's REST API under ``/synapse/api/`` for the JupyterLab extension.
 
-Enabled on install (``jupyter-config/jupyter_server_config.d/synapse_nb.json`` in the wheel); ``jupyter server
+Enabled on install (``labextension/jupyter-config/jupyter_server_config.d/synapse_nb.json``, installed with the wheel); ``jupyter server
 extension list`` shows it. It lists the server root's plugins and the installed ones, runs the plugin panel's
 actions (validate, sign, verify, test, run) and streams the event log to the sidebar (see :mod:`.handlers`).
 
