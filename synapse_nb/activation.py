@@ -216,12 +216,18 @@ def _check_version(plan: Activation, options: ActivationOptions) -> None:
     except ValueError:
         return
     if plan.manifest.version < top:
-        raise SignatureError(
-            f"downgrade: version {plan.manifest.version} is lower than {top}, the highest version of "
-            f"{plan.name!r} from this publisher run here; pass --allow-downgrade (allow_downgrade=True) to run it",
-            plugin=plan.name,
-            reason="downgrade",
-        )
+        raise downgrade_error(plan.name, plan.manifest.version, top, "the highest version of {name!r} from this "
+                              "publisher run here")  # fmt: skip
+
+
+def downgrade_error(name: str, version: object, top: object, what: str) -> SignatureError:
+    """Exit 4 (``downgrade``): ``version`` is lower than ``top`` (``what`` says which: ``{name}`` is filled in)."""
+    return SignatureError(
+        f"downgrade: version {version} is lower than {top}, {what.format(name=name)}; pass --allow-downgrade "
+        "(allow_downgrade=True) to run it",
+        plugin=name,
+        reason="downgrade",
+    )
 
 
 def _pytest_site() -> Path:

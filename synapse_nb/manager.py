@@ -470,15 +470,19 @@ class PluginManager:
 
     def _replace(self, record: ManagedPlugin, old: Plugin, new: Snapshot) -> None:
         """Tear down the running version before its folder's new content is activated, unless the new version
-        number does not allow its changes (:class:`~synapse_nb.compat.CompatibilityError`: the old one stays)."""
+        number does not allow its changes (:class:`~synapse_nb.compat.CompatibilityError`, exit 3) or is lower
+        than the running one (exit 4, ``downgrade``, as at activation): then the old one stays."""
+        from .activation import downgrade_error
         from .compat import check_snapshot_replacement
 
         verdict = None
         if new.digest != old.digest:  # the running version's snapshot, never its folder (rewritten in place)
             verdict = check_snapshot_replacement(
-                old.snapshot, old.activation.manifest, new, shown=display_path(record.path),
-                allow_downgrade=self.allow_downgrade,
-            )  # fmt: skip
+                old.snapshot, old.activation.manifest, new, shown=display_path(record.path), allow_downgrade=True
+            )
+            if verdict is not None and verdict.bump_made == "downgrade" and not self.allow_downgrade:
+                raise downgrade_error(record.name, verdict.new_version, verdict.old_version,
+                                      "the version of {name!r} running now")  # fmt: skip
         self.teardown(record.name)
         if verdict is not None and not verdict.compatible:
             # A change that needs a major release may change the shape of self.state: it starts fresh.

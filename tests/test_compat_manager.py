@@ -17,6 +17,7 @@ import pytest
 
 from synapse_nb.activation import Activation
 from synapse_nb.compat import CompatibilityError
+from synapse_nb.errors import SignatureError
 from synapse_nb.manager import PluginManager, Stage
 from synapse_nb.signing import sign_folder
 
@@ -113,8 +114,12 @@ def test_a_lower_version_is_refused_unless_downgrades_are_allowed(folder: Path, 
     try:
         strict.load(folder)
         edit(folder, "1.3.0")
-        with pytest.raises(CompatibilityError, match=r"1\.3\.0 is lower than 1\.4\.0; use version 1\.4\.1"):
+        with pytest.raises(
+            SignatureError, match=r"downgrade: version 1\.3\.0 is lower than 1\.4\.0, the version"
+        ) as info:
             strict.load(folder)
+        assert info.value.exit_code == 4
+        assert strict.get("grow").stage is Stage.ACTIVE  # refused before teardown: the running version stays
     finally:
         strict.teardown_all()
     edit(folder, "1.4.0")

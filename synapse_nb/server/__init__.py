@@ -1,8 +1,9 @@
 """The Jupyter server extension: synapse_nb's REST API under ``/synapse/api/`` for the JupyterLab extension.
 
-Enabled on install (``labextension/jupyter-config/jupyter_server_config.d/synapse_nb.json``, installed with the wheel); ``jupyter server
-extension list`` shows it. It lists the server root's plugins and the installed ones, runs the plugin panel's
-actions (validate, sign, verify, test, run) and streams the event log to the sidebar (see :mod:`.handlers`).
+Enabled on install (``labextension/jupyter-config/jupyter_server_config.d/synapse_nb.json``, installed with the
+wheel); ``jupyter server extension list`` shows it. It lists the server root's plugins and the installed ones, runs
+the plugin panel's actions (validate, sign, verify, test, run) and streams the event log to the sidebar (see
+:mod:`.handlers`).
 
 Loading it costs a few milliseconds: nothing is discovered, validated or probed until a browser asks.
 Settings (``jupyter_server_config.py`` or ``--SynapseServer.discovery_max_depth=3``)::
