@@ -18,7 +18,7 @@ import functools
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .errors import CircuitOpen, PluginTimeout, SynapseError, UsageError
@@ -43,12 +43,36 @@ __all__ = [
 ]
 
 
-@dataclass
 class Invocation:
-    """A call's validated result and what is known about how it was obtained."""
+    """A call's validated result and what is known about how it was obtained (``meta``: a dict).
 
-    result: Any
-    meta: dict[str, Any] = field(default_factory=dict)
+    ``meta`` is built when first read: ``plugin.run`` returns only the result and never pays for it.
+    """
+
+    __slots__ = ("_make", "_meta", "result")
+
+    def __init__(self, result: Any, meta: dict[str, Any] | None = None, *,
+                 make: Callable[[], dict[str, Any]] | None = None) -> None:  # fmt: skip
+        self.result = result
+        self._meta = meta if meta is not None or make is not None else {}
+        self._make = make
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        if self._meta is None:
+            assert self._make is not None
+            self._meta, self._make = self._make(), None
+        return self._meta
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Invocation):
+            return NotImplemented
+        return (self.result, self.meta) == (other.result, other.meta)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Invocation(result={self.result!r}, meta={self.meta!r})"
 
 
 @dataclass(frozen=True)
@@ -252,25 +276,32 @@ class Pipeline:
     def meta(
         self, run: Execution | None, t0: float, *, endpoint: str | None, items: int | None = None,
         call: Call | None = None,
-    ) -> dict[str, Any]:  # fmt: skip
-        meta = {**self.base_meta, "isolation": self.runner.isolation,
-                "duration_ms": round((time.perf_counter() - t0) * 1000, 3)}  # fmt: skip
-        if run is not None:
-            started = run.started
-            meta["cold_start_ms"] = round(started.cold_start_ms, 3) if started else 0.0
-            meta["queue_ms"], meta["handler_ms"] = round(run.queue_ms, 3), round(run.handler_ms, 3)
-            meta["stdout"], meta["stderr"] = run.stdout, run.stderr
-        else:  # answered by the policies: nothing ran
-            meta.update(_NOTHING_RAN)
-        if self.extra_meta is not None:
-            meta.update(self.extra_meta())
-        if endpoint is not None:
-            meta["endpoint"] = endpoint
-        if items is not None:
-            meta["batch_size"] = items
-        if call is not None:
-            meta.update(self.policies.meta(call))
-        return meta
+    ) -> Callable[[], dict[str, Any]]:  # fmt: skip
+        """The call's metadata, as a function that builds it when the caller asks (what changes afterwards, the
+        time and the checkpoint's fate, is read now)."""
+        duration_ms = (time.perf_counter() - t0) * 1000
+        extra = self.extra_meta() if self.extra_meta is not None else None
+
+        def build() -> dict[str, Any]:
+            meta = {**self.base_meta, "isolation": self.runner.isolation, "duration_ms": round(duration_ms, 3)}
+            if run is not None:
+                started = run.started
+                meta["cold_start_ms"] = round(started.cold_start_ms, 3) if started else 0.0
+                meta["queue_ms"], meta["handler_ms"] = round(run.queue_ms, 3), round(run.handler_ms, 3)
+                meta["stdout"], meta["stderr"] = run.stdout, run.stderr
+            else:  # answered by the policies: nothing ran
+                meta.update(_NOTHING_RAN)
+            if extra is not None:
+                meta.update(extra)
+            if endpoint is not None:
+                meta["endpoint"] = endpoint
+            if items is not None:
+                meta["batch_size"] = items
+            if call is not None:
+                meta.update(self.policies.meta(call))
+            return meta
+
+        return build
 
     def _answered(self, call: Call, payload: Any, t0: float, kind: str, *, items: int | None = None) -> Invocation:
         """A call answered by the policies without running: a replayed idempotency key or a cache hit."""
@@ -281,7 +312,7 @@ class Pipeline:
         if self.history is not None:
             record = self._record(payload, t0, "done", None, validated_input=payload, output=result)
         self._finish(kind, t0, "done", record, items=items or 1, endpoint=call.endpoint)
-        return Invocation(result, self.meta(None, t0, endpoint=call.endpoint, items=items, call=call))
+        return Invocation(result, make=self.meta(None, t0, endpoint=call.endpoint, items=items, call=call))
 
     # -- one call ----------------------------------------------------------------------------------------------
     def invoke(
@@ -348,7 +379,7 @@ class Pipeline:
             raise
         self._finish("call", t0, "done", self._record(payload, t0, "done", run, validated_input=payload, output=result),
                      endpoint=key, handler_ms=run.handler_ms)  # fmt: skip
-        return Invocation(result, self.meta(run, t0, endpoint=key, call=call))
+        return Invocation(result, make=self.meta(run, t0, endpoint=key, call=call))
 
     # -- one batch ---------------------------------------------------------------------------------------------
     def invoke_batch(
@@ -399,7 +430,7 @@ class Pipeline:
             raise
         handler_ms = sum(r.handler_ms for r in runs)
         self._finish("batch", t0, "done", items=len(items), endpoint=key, handler_ms=handler_ms)
-        meta = self.meta(runs[0] if runs else None, t0, endpoint=key, items=len(items), call=call)
+        meta = self.meta(runs[0] if runs else None, t0, endpoint=key, items=len(items), call=call)()
         meta["handler_ms"] = round(handler_ms, 3)
         meta["chunks"] = len(runs)
         if cache and chain.cache.enabled:
