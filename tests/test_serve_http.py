@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -155,10 +156,42 @@ def test_the_deadline_header_answers_504_at_the_deadline(server: Any) -> None:
     assert status == 400
 
 
-def test_an_idempotency_key_is_refused_until_policies_exist(server: Any) -> None:
-    status, _headers, body = post(server, "/probe/run", {"id": 1}, {"Idempotency-Key": "k-1"})
-    assert status == 501
-    assert "Idempotency-Key is not supported" in body["detail"]
+def test_an_idempotency_key_header_is_honoured(server: Any) -> None:
+    key = {"Idempotency-Key": f"http-{uuid.uuid4()}"}
+    status, headers, first = post(server, "/probe/run", {"id": 21}, key)
+    assert (status, headers["idempotent-replayed"], first["meta"]["idempotency"]) == (200, "false", "stored")
+    status, headers, again = post(server, "/probe/run", {"id": 21}, key)
+    assert (status, headers["idempotent-replayed"], again["meta"]["idempotency"]) == (200, "true", "replayed")
+    assert again["result"] == first["result"] == {"id": 21, "method": "alt", "n": None}
+    # The same key with another payload: 422, as the IETF Idempotency-Key draft says (Stripe answers 400).
+    status, _headers, body = post(server, "/probe/run", {"id": 22}, key)
+    assert status == 422
+    assert "reused with a different payload" in body["detail"]
+    assert body["error"]["exit_code"] == 3
+    assert "idempotent-replayed" not in post(server, "/probe/run", {"id": 21})[1]  # no key, no header
+
+
+@pytest.mark.parametrize(
+    ("key", "said"),
+    [(b"", "is empty"), (b"x" * 256, "is 256 characters long"), ("cl\u00e9".encode("latin-1"), "holds 'é'")],
+    ids=["empty", "too-long", "not-ascii"],
+)
+def test_a_malformed_idempotency_key_is_a_clear_400(server: Any, key: bytes, said: str) -> None:
+    host, port = server.urls()["http"].removeprefix("http://").rsplit(":", 1)
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    try:
+        conn.putrequest("POST", "/probe/run")
+        conn.putheader("Content-Type", "application/json")
+        conn.putheader("Idempotency-Key", key)
+        conn.putheader("Content-Length", "9")
+        conn.endheaders(b'{"id": 1}')
+        response = conn.getresponse()
+        status, body = response.status, json.loads(response.read())
+    finally:
+        conn.close()
+    assert status == 400
+    assert f"header Idempotency-Key {said}" in body["detail"]
+    assert body["error"]["exit_code"] == 3
 
 
 def test_with_a_token_every_request_needs_it(tmp_path: Path) -> None:
