@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-PROBE_HANDLER = '''"""A plugin that does what each payload asks: echo, sleep, raise, crash, or answer too much."""
+PROBE_HANDLER = '''"""A plugin that does what each payload asks: echo, sleep, raise, crash, answer big, or refuse."""
 
 import os
 import time
@@ -37,10 +37,13 @@ class Probe(BaseHandler):
             os._exit(3)
         elif op == "big":
             return {"id": data.get("id"), "blob": "x" * data["bytes"]}
+        elif op == "refuse":  # in a batch, only this item fails (whichever method the endpoint names)
+            return ItemError("probe was asked to refuse this item")
         return {"id": data.get("id"), "method": "execute", "n": data.get("n")}
 
     def alt(self, data):
-        return {**self.execute(data), "method": "alt"}
+        result = self.execute(data)
+        return result if isinstance(result, ItemError) else {**result, "method": "alt"}
 
     def execute_batch(self, items):
         out = []
@@ -55,7 +58,7 @@ PROBE_INPUT = {
     "$schema": "http://json-schema.org/draft-07/schema#",
     "type": "object",
     "properties": {
-        "op": {"enum": ["echo", "sleep", "raise", "crash", "big"]},
+        "op": {"enum": ["echo", "sleep", "raise", "crash", "big", "refuse"]},
         "id": {"type": ["integer", "string"]},
         "n": {"type": "number"},
         "ms": {"type": "integer", "minimum": 0},

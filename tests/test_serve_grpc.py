@@ -133,6 +133,28 @@ def test_invoke_batch_streams_one_response_per_item_in_order(channel: grpc.Chann
     assert responses[0].meta.fields["plugin"].string_value == "probe"
 
 
+def test_invoke_batch_with_return_exceptions_answers_each_failed_item_in_its_place(channel: grpc.Channel) -> None:
+    method = channel.stream_stream(
+        "/synapse.v1.PluginHost/InvokeBatch",
+        request_serializer=pb.InvokeRequest.SerializeToString,
+        response_deserializer=pb.InvokeResponse.FromString,
+    )
+
+    def requests(return_exceptions: bool) -> Iterator[pb.InvokeRequest]:
+        yield pb.InvokeRequest(plugin="probe", payload_json='{"id": 0}', return_exceptions=return_exceptions)
+        yield pb.InvokeRequest(payload_json='{"op": "raise"}')
+        yield pb.InvokeRequest(payload_json='{"id": 2}')
+
+    error = refused(lambda: list(method(requests(False))), grpc.StatusCode.INTERNAL)
+    assert error_info(error)["code"] == "plugin-failed"
+    responses = list(method(requests(True)))
+    assert [r.WhichOneof("output") for r in responses] == ["result_json", "error_json", "result_json"]
+    assert json.loads(responses[2].result_json)["id"] == 2
+    failed = json.loads(responses[1].error_json)
+    assert (failed["class"], failed["exit_code"], failed["plugin"]) == ("PluginFailed", 7, "probe")
+    assert responses[0].meta.fields["batch_size"].number_value == 3
+
+
 def test_list_plugins_names_versions_interfaces_and_schemas(channel: grpc.Channel) -> None:
     method = channel.unary_unary(
         "/synapse.v1.PluginHost/ListPlugins",

@@ -62,6 +62,23 @@ def test_post_path_batch_runs_one_execute_batch(server: Any) -> None:
     assert "takes a JSON array" in body["detail"]
 
 
+def test_a_batch_fails_with_its_first_failed_item_unless_errors_are_asked_for_in_place(server: Any) -> None:
+    items = [{"id": 0}, {"op": "refuse"}, {"id": 2}]
+    status, _headers, body = post(server, "/probe/run:batch", items)
+    assert (status, body["error"]["code"]) == (500, "plugin-failed")
+    status, _headers, body = post(server, "/probe/run:batch", items, {"Synapse-Return-Exceptions": "true"})
+    assert status == 200
+    assert body["result"] == [{"id": 0, "method": "alt", "n": None}, None, {"id": 2, "method": "alt", "n": None}]
+    (index, error), *_ = body["errors"].items()
+    assert (index, error["class"], error["exit_code"]) == ("1", "PluginFailed", 7)
+    assert "probe was asked to refuse this item" in error["message"]
+    assert post(server, "/probe/run:batch", [{"id": 0}], {"Synapse-Return-Exceptions": "true"})[2]["errors"] == {}
+    status, _headers, body = post(server, "/probe/run", {"id": 1}, {"Synapse-Return-Exceptions": "true"})
+    assert (status, body["detail"]) == (400, "header Synapse-Return-Exceptions is for a batch (POST PATH:batch)")
+    status, _headers, body = post(server, "/probe/run:batch", items, {"Synapse-Return-Exceptions": "maybe"})
+    assert (status, body["detail"]) == (400, "header Synapse-Return-Exceptions: 'maybe' is not true or false")
+
+
 def test_a_grpc_endpoint_is_not_served_over_http(server: Any) -> None:
     status, headers, body = post(server, "/probe.v1.Probe/Run", {"id": 1})
     assert status == 404

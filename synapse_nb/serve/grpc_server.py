@@ -10,13 +10,16 @@ threads from start to end, with no hand-off between an event loop and a worker t
   ``synapse.v1.InvokeResponse``; the services are described to reflection by a descriptor pool built from the
   route table, so ``grpcurl -d '{"text": "hi"}' HOST:PORT v1/analyze`` works;
 - ``grpc.health.v1.Health``: ``""`` (every served plugin), ``synapse.v1.PluginHost`` and one service per
-  plugin name, following :func:`~.service.plugin_serving`; NOT_SERVING for all once shutdown begins;
+  plugin name, following :func:`~.service.plugin_serving` (the lifecycle stage and the circuit breaker: an
+  open circuit is NOT_SERVING); NOT_SERVING for all once shutdown begins;
 - ``grpc.reflection.v1alpha.ServerReflection``.
 
 Requests are parsed here (never by gRPC's deserializers), so a malformed protobuf is a clear INVALID_ARGUMENT
-and the server keeps serving. A client deadline becomes the plugin's timeout (:mod:`.calls`). Errors are
-``google.rpc.Status`` with a ``google.rpc.ErrorInfo`` detail (see :mod:`.errors`). With a token, an
-interceptor refuses every call that does not carry it.
+and the server keeps serving. A client deadline becomes the plugin's timeout (:mod:`.calls`); metadata
+``idempotency-key`` and ``cache-control: no-cache`` go to the execution policies (:mod:`.headers`). Errors are
+``google.rpc.Status`` with a ``google.rpc.ErrorInfo`` detail (see :mod:`.errors`), and, for an open circuit,
+``retry-after`` (seconds) and ``grpc-retry-pushback-ms`` trailing metadata. With a token, an interceptor
+refuses every call that does not carry it.
 """
 
 from __future__ import annotations
