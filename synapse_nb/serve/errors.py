@@ -20,9 +20,10 @@ SynapseError (a bug)              1     INTERNAL             500
 ================================  ====  ===================  ==========
 
 Besides those, the server's own refusals: a request that is not valid protobuf or JSON, or a malformed header
-such as ``Idempotency-Key`` (INVALID_ARGUMENT / 400, exit 3), no such plugin or endpoint (NOT_FOUND / 404, exit 2), a missing or wrong bearer token
-(UNAUTHENTICATED / 401, exit 9), an HTTP method a path does not take (405, exit 2). A CircuitOpen answer also
-says when to retry (``Retry-After``, see :mod:`.headers`). Pure: no gRPC or Starlette import.
+such as ``Idempotency-Key`` (INVALID_ARGUMENT / 400, exit 3), no such plugin or endpoint (NOT_FOUND / 404,
+exit 2), a missing or wrong bearer token (UNAUTHENTICATED / 401, exit 9), an HTTP method a path does not take
+(405, exit 2). A CircuitOpen answer also says when to retry (``Retry-After``, see :mod:`.headers`).
+Pure: no gRPC or Starlette import.
 """
 
 from __future__ import annotations
