@@ -97,6 +97,7 @@ class PluginService:
         self._health_listeners: list[Callable[[str, bool], None]] = []
         self._unsubscribe: Callable[[], None] | None = None
         self._probe_timers: dict[str, threading.Timer] = {}
+        self._closed = False
 
     # -- activation --------------------------------------------------------------------------------------------
     def activate(self) -> None:
@@ -200,6 +201,8 @@ class PluginService:
         while health says NOT_SERVING), and it must go SERVING for the probe to come."""
         wait_s = self._probe_in_ms(name) / 1000 + 0.01
         with self._cond:
+            if self._closed:
+                return
             old = self._probe_timers.pop(name, None)
             if old is not None:
                 old.cancel()
@@ -335,6 +338,7 @@ class PluginService:
             self._unsubscribe()
             self._unsubscribe = None
         with self._cond:
+            self._closed = True
             timers, self._probe_timers = list(self._probe_timers.values()), {}
         for timer in timers:
             timer.cancel()
