@@ -18,12 +18,12 @@ from typing import Any
 
 import pytest
 
-PROBE_HANDLER = '''"""A plugin that does what each payload asks: echo, sleep, raise, crash, or answer too much."""
+PROBE_HANDLER = '''"""A plugin that does what each payload asks: echo, sleep, raise, crash, answer big, or refuse."""
 
 import os
 import time
 
-from synapse_nb.sdk import BaseHandler
+from synapse_nb.sdk import BaseHandler, ItemError
 
 
 class Probe(BaseHandler):
@@ -37,19 +37,28 @@ class Probe(BaseHandler):
             os._exit(3)
         elif op == "big":
             return {"id": data.get("id"), "blob": "x" * data["bytes"]}
+        elif op == "refuse":  # in a batch, only this item fails (whichever method the endpoint names)
+            return ItemError("probe was asked to refuse this item")
         return {"id": data.get("id"), "method": "execute", "n": data.get("n")}
 
     def alt(self, data):
-        return {**self.execute(data), "method": "alt"}
+        result = self.execute(data)
+        return result if isinstance(result, ItemError) else {**result, "method": "alt"}
 
     def execute_batch(self, items):
-        return [self.execute(item) for item in items]
+        out = []
+        for item in items:
+            try:
+                out.append(self.execute(item))
+            except ValueError as exc:  # only this item fails
+                out.append(ItemError(str(exc)))
+        return out
 '''
 PROBE_INPUT = {
     "$schema": "http://json-schema.org/draft-07/schema#",
     "type": "object",
     "properties": {
-        "op": {"enum": ["echo", "sleep", "raise", "crash", "big"]},
+        "op": {"enum": ["echo", "sleep", "raise", "crash", "big", "refuse"]},
         "id": {"type": ["integer", "string"]},
         "n": {"type": "number"},
         "ms": {"type": "integer", "minimum": 0},
@@ -93,8 +102,11 @@ def write_plugin(
     version: str = "1.0.0",
     timeout: str = "1s",
     sign: bool = True,
+    execution: dict[str, Any] | None = None,
+    spec: dict[str, Any] | None = None,
 ) -> Path:
-    """A plugin folder with ``handler`` and ``interfaces``, signed with the test's developer key."""
+    """A plugin folder with ``handler`` and ``interfaces``, signed with the test's developer key; ``execution``
+    adds to ``spec.execution`` (e.g. ``circuit``), ``spec`` to ``spec`` (e.g. ``cache``)."""
     import yaml
 
     (folder / "schemas").mkdir(parents=True, exist_ok=True)
@@ -103,7 +115,12 @@ def write_plugin(
         "apiVersion": "synapse.io/v1",
         "kind": "AIPlugin",
         "metadata": {"name": name, "version": version},
-        "spec": {"runtime": "python3", "execution": {"trigger": "sync", "timeout": timeout}, "interfaces": interfaces},
+        "spec": {
+            "runtime": "python3",
+            "execution": {"trigger": "sync", "timeout": timeout, **(execution or {})},
+            "interfaces": interfaces,
+            **(spec or {}),
+        },
     }
     (folder / "manifest.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
     (folder / "handler.py").write_text(handler)
@@ -118,14 +135,18 @@ def write_plugin(
     return folder
 
 
-PROBE_INTERFACES = [
-    {"type": "test", "protocol": "grpc", "endpoints": {"primary": "/probe.v1.Probe/Run"}},
-    {"type": "test", "protocol": "http", "endpoints": {"alt": "/probe/run"}},
-]
+def probe_interfaces(name: str = "probe") -> list[dict[str, Any]]:
+    """``primary`` at ``/NAME.v1.Probe/Run`` over gRPC, ``alt`` at ``/NAME/run`` over HTTP."""
+    return [
+        {"type": "test", "protocol": "grpc", "endpoints": {"primary": f"/{name}.v1.Probe/Run"}},
+        {"type": "test", "protocol": "http", "endpoints": {"alt": f"/{name}/run"}},
+    ]
 
 
-def make_probe(root: Path) -> Path:
-    return write_plugin(root / "probe", "probe", PROBE_HANDLER, interfaces=PROBE_INTERFACES, input_schema=PROBE_INPUT)
+def make_probe(root: Path, name: str = "probe", **kw: Any) -> Path:
+    """The probe plugin as ``name`` (a protobuf identifier: its paths are made from it); ``kw`` as write_plugin's."""
+    interfaces = probe_interfaces(name)
+    return write_plugin(root / name, name, PROBE_HANDLER, interfaces=interfaces, input_schema=PROBE_INPUT, **kw)
 
 
 def make_echo(root: Path, name: str = "echo") -> Path:
@@ -137,13 +158,13 @@ def make_echo(root: Path, name: str = "echo") -> Path:
     return write_plugin(root / name, name, handler, interfaces=interfaces)
 
 
-def make_counter(root: Path, version: str = "1.0.0", *, sign: bool = True) -> Path:
+def make_counter(root: Path, version: str = "1.0.0", *, sign: bool = True, **kw: Any) -> Path:
     interfaces = [
         {"type": "test", "protocol": "grpc", "endpoints": {"primary": "/counter/Count"}},
         {"type": "test", "protocol": "http", "endpoints": {"web": "/v1/count"}},
     ]
     handler = COUNTER_HANDLER.replace("VERSION", version) + WEB_METHOD
-    return write_plugin(root / "counter", "counter", handler, interfaces=interfaces, version=version, sign=sign)
+    return write_plugin(root / "counter", "counter", handler, interfaces=interfaces, version=version, sign=sign, **kw)
 
 
 SMALL_LIMITS = "limits:\n  max_payload_bytes: 65536\n  max_output_bytes: 65536\n"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ import pytest
 
 import synapse_nb
 from synapse_nb.errors import (
+    InvalidError,
     PluginCrashed,
     PluginFailed,
     PluginTimeout,
@@ -167,3 +169,66 @@ def test_a_token_is_sent_on_every_call(tmp_path: Path, protocol: str) -> None:
             synapse_nb.connect(url, token="not-it-not-it-not-it")
         with synapse_nb.connect(url, token_file=token_file) as plugin:
             assert plugin.run({"id": 5})["id"] == 5
+
+
+# -- the keyword arguments of a local plugin's calls ------------------------------------------------------------
+
+
+def test_cache_false_bypasses_the_servers_response_cache(probe: Any) -> None:
+    assert probe.invoke({"id": 1}, cache=False).meta["cache"] == "bypass"
+    assert probe.invoke_batch([{"id": 1}, {"id": 2}], cache=False).meta["cache"] == "bypass"
+    assert "cache" not in probe.invoke({"id": 1}).meta  # the probe has no spec.cache: nothing to say
+
+
+def test_an_idempotency_key_runs_the_call_once_and_replays_it(probe: Any) -> None:
+    key = f"client-{probe.over}-{uuid.uuid4()}"
+    first = probe.invoke({"id": 31}, idempotency_key=key)
+    again = probe.invoke({"id": 31}, idempotency_key=key)
+    assert again.result == first.result
+    assert (first.meta["idempotency"], again.meta["idempotency"]) == ("stored", "replayed")
+    with pytest.raises(InvalidError, match="reused with a different payload") as caught:
+        probe.run({"id": 32}, idempotency_key=key)
+    assert caught.value.exit_code == 3
+    batch_key = key + "-batch"
+    assert probe.run_batch([{"id": 1}, {"id": 2}], idempotency_key=batch_key) == probe.run_batch(
+        [{"id": 1}, {"id": 2}], idempotency_key=batch_key
+    )
+    assert probe.invoke_batch([{"id": 1}, {"id": 2}], idempotency_key=batch_key).meta["idempotency"] == "replayed"
+
+
+@pytest.mark.parametrize(
+    ("key", "said"), [("", "is empty"), ("k" * 256, "is 256 characters long"), ("clé", "holds 'é'")]
+)
+def test_a_malformed_idempotency_key_is_refused_before_it_is_sent(probe: Any, key: str, said: str) -> None:
+    with pytest.raises(InvalidError, match=f"idempotency_key {said}") as caught:
+        probe.run({"id": 1}, idempotency_key=key)
+    assert caught.value.exit_code == 3
+
+
+def test_return_exceptions_puts_each_failed_items_error_in_its_place(probe: Any) -> None:
+    items = [{"id": 0}, {"op": "refuse"}, {"id": 2}]
+    with pytest.raises(PluginFailed, match="probe was asked to refuse this item"):
+        probe.run_batch(items)
+    first, failed, last = probe.run_batch(items, return_exceptions=True)
+    assert (first["id"], last["id"]) == (0, 2)
+    # As a local run_batch(..., return_exceptions=True) gives it: the same class, message and attributes.
+    assert type(failed) is PluginFailed
+    assert (failed.exit_code, failed.plugin, failed.exc_type) == (7, "probe", "ItemError")
+    assert str(failed) == "probe: ItemError: probe was asked to refuse this item"
+
+
+def test_timeout_ms_shortens_one_calls_deadline(server: Any, probe: Any) -> None:
+    with pytest.raises(PluginTimeout):
+        probe.run({"op": "sleep", "ms": 700}, timeout_ms=250)
+    settle(server)
+    with pytest.raises(PluginTimeout, match="deadline had already passed"):
+        probe.run({"id": 1}, timeout_ms=0)
+    assert probe.run({"id": 4}, timeout_ms=10_000)["id"] == 4
+
+
+def test_a_remote_plugin_can_be_benchmarked_like_a_local_one(probe: Any) -> None:
+    from synapse_nb.benchmark import run_benchmark
+
+    table = run_benchmark(probe, {"id": 1}, batch_sizes=(1, 4), repeat=3, warmup=1)
+    assert list(table["batch_size"]) == [1, 4]
+    assert list(table["error_rate"]) == [0.0, 0.0]  # benchmark.py sends cache=False: a remote handle takes it

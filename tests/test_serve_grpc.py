@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from .serve_helpers import background_server, make_probe, module_home, settle
 
 TOKEN = "s3cret-token-for-tests-0123456789"
 UNAUTHENTICATED = grpc.StatusCode.UNAUTHENTICATED
+INVALID = grpc.StatusCode.INVALID_ARGUMENT
 
 
 @pytest.fixture(scope="module")
@@ -129,6 +131,28 @@ def test_invoke_batch_streams_one_response_per_item_in_order(channel: grpc.Chann
     responses = list(method(iter(requests)))
     assert [json.loads(r.result_json)["id"] for r in responses] == [0, 1, 2, 3, 4]
     assert responses[0].meta.fields["plugin"].string_value == "probe"
+
+
+def test_invoke_batch_with_return_exceptions_answers_each_failed_item_in_its_place(channel: grpc.Channel) -> None:
+    method = channel.stream_stream(
+        "/synapse.v1.PluginHost/InvokeBatch",
+        request_serializer=pb.InvokeRequest.SerializeToString,
+        response_deserializer=pb.InvokeResponse.FromString,
+    )
+
+    def requests(return_exceptions: bool) -> Iterator[pb.InvokeRequest]:
+        yield pb.InvokeRequest(plugin="probe", payload_json='{"id": 0}', return_exceptions=return_exceptions)
+        yield pb.InvokeRequest(payload_json='{"op": "raise"}')
+        yield pb.InvokeRequest(payload_json='{"id": 2}')
+
+    error = refused(lambda: list(method(requests(False))), grpc.StatusCode.INTERNAL)
+    assert error_info(error)["code"] == "plugin-failed"
+    responses = list(method(requests(True)))
+    assert [r.WhichOneof("output") for r in responses] == ["result_json", "error_json", "result_json"]
+    assert json.loads(responses[2].result_json)["id"] == 2
+    failed = json.loads(responses[1].error_json)
+    assert (failed["class"], failed["exit_code"], failed["plugin"]) == ("PluginFailed", 7, "probe")
+    assert responses[0].meta.fields["batch_size"].number_value == 3
 
 
 def test_list_plugins_names_versions_interfaces_and_schemas(channel: grpc.Channel) -> None:
@@ -245,12 +269,31 @@ def test_a_payload_nested_too_deep_is_refused(channel: grpc.Channel) -> None:
     assert "nested deeper than 128 levels" in error.details()
 
 
-def test_an_idempotency_key_is_refused_until_policies_exist(channel: grpc.Channel) -> None:
+def test_an_idempotency_key_in_metadata_is_honoured(channel: grpc.Channel) -> None:
+    key = [("idempotency-key", f"grpc-{uuid.uuid4()}")]
+    first = call_path(channel, "/probe.v1.Probe/Run", {"id": 11}, metadata=key)
+    again = call_path(channel, "/probe.v1.Probe/Run", {"id": 11}, metadata=key)
+    assert first.result == again.result
+    assert from_value(first.result) == {"id": 11, "method": "execute", "n": None}
+    assert first.meta.fields["idempotency"].string_value == "stored"
+    assert again.meta.fields["idempotency"].string_value == "replayed"
+    # The same key with another payload: INVALID_ARGUMENT, exit 3, as the core says it (422 over HTTP).
     error = refused(
-        lambda: call_path(channel, "/probe.v1.Probe/Run", {"id": 1}, metadata=[("idempotency-key", "k-1")]),
-        grpc.StatusCode.UNIMPLEMENTED,
+        lambda: call_path(channel, "/probe.v1.Probe/Run", {"id": 12}, metadata=key), grpc.StatusCode.INVALID_ARGUMENT
     )
-    assert "Idempotency-Key is not supported" in error.details()
+    assert "reused with a different payload" in error.details()
+    assert error_info(error)["exit_code"] == 3
+    # PluginHost/Invoke reads it too (the same plugin, endpoint and payload: the same call).
+    request = pb.InvokeRequest(plugin="probe", payload_json='{"id": 11}')
+    assert invoke(channel, request, metadata=key).meta.fields["idempotency"].string_value == "replayed"
+
+
+@pytest.mark.parametrize(("key", "said"), [("", "is empty"), ("x" * 256, "is 256 characters long")])
+def test_a_malformed_idempotency_key_is_invalid_argument(channel: grpc.Channel, key: str, said: str) -> None:
+    metadata = [("idempotency-key", key)]
+    error = refused(lambda: call_path(channel, "/probe.v1.Probe/Run", {"id": 1}, metadata=metadata), INVALID)
+    assert f"metadata idempotency-key {said}" in error.details()
+    assert error_info(error)["exit_code"] == 3
 
 
 def test_an_unknown_method_is_unimplemented(channel: grpc.Channel) -> None:

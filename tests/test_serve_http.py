@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,23 @@ def test_post_path_batch_runs_one_execute_batch(server: Any) -> None:
     status, _headers, body = post(server, "/probe/run:batch", {"id": 1})
     assert status == 400
     assert "takes a JSON array" in body["detail"]
+
+
+def test_a_batch_fails_with_its_first_failed_item_unless_errors_are_asked_for_in_place(server: Any) -> None:
+    items = [{"id": 0}, {"op": "refuse"}, {"id": 2}]
+    status, _headers, body = post(server, "/probe/run:batch", items)
+    assert (status, body["error"]["code"]) == (500, "plugin-failed")
+    status, _headers, body = post(server, "/probe/run:batch", items, {"Synapse-Return-Exceptions": "true"})
+    assert status == 200
+    assert body["result"] == [{"id": 0, "method": "alt", "n": None}, None, {"id": 2, "method": "alt", "n": None}]
+    (index, error), *_ = body["errors"].items()
+    assert (index, error["class"], error["exit_code"]) == ("1", "PluginFailed", 7)
+    assert "probe was asked to refuse this item" in error["message"]
+    assert post(server, "/probe/run:batch", [{"id": 0}], {"Synapse-Return-Exceptions": "true"})[2]["errors"] == {}
+    status, _headers, body = post(server, "/probe/run", {"id": 1}, {"Synapse-Return-Exceptions": "true"})
+    assert (status, body["detail"]) == (400, "header Synapse-Return-Exceptions is for a batch (POST PATH:batch)")
+    status, _headers, body = post(server, "/probe/run:batch", items, {"Synapse-Return-Exceptions": "maybe"})
+    assert (status, body["detail"]) == (400, "header Synapse-Return-Exceptions: 'maybe' is not true or false")
 
 
 def test_a_grpc_endpoint_is_not_served_over_http(server: Any) -> None:
@@ -155,10 +173,42 @@ def test_the_deadline_header_answers_504_at_the_deadline(server: Any) -> None:
     assert status == 400
 
 
-def test_an_idempotency_key_is_refused_until_policies_exist(server: Any) -> None:
-    status, _headers, body = post(server, "/probe/run", {"id": 1}, {"Idempotency-Key": "k-1"})
-    assert status == 501
-    assert "Idempotency-Key is not supported" in body["detail"]
+def test_an_idempotency_key_header_is_honoured(server: Any) -> None:
+    key = {"Idempotency-Key": f"http-{uuid.uuid4()}"}
+    status, headers, first = post(server, "/probe/run", {"id": 21}, key)
+    assert (status, headers["idempotent-replayed"], first["meta"]["idempotency"]) == (200, "false", "stored")
+    status, headers, again = post(server, "/probe/run", {"id": 21}, key)
+    assert (status, headers["idempotent-replayed"], again["meta"]["idempotency"]) == (200, "true", "replayed")
+    assert again["result"] == first["result"] == {"id": 21, "method": "alt", "n": None}
+    # The same key with another payload: 422, as the IETF Idempotency-Key draft says (Stripe answers 400).
+    status, _headers, body = post(server, "/probe/run", {"id": 22}, key)
+    assert status == 422
+    assert "reused with a different payload" in body["detail"]
+    assert body["error"]["exit_code"] == 3
+    assert "idempotent-replayed" not in post(server, "/probe/run", {"id": 21})[1]  # no key, no header
+
+
+@pytest.mark.parametrize(
+    ("key", "said"),
+    [(b"", "is empty"), (b"x" * 256, "is 256 characters long"), ("cl\u00e9".encode("latin-1"), "holds 'é'")],
+    ids=["empty", "too-long", "not-ascii"],
+)
+def test_a_malformed_idempotency_key_is_a_clear_400(server: Any, key: bytes, said: str) -> None:
+    host, port = server.urls()["http"].removeprefix("http://").rsplit(":", 1)
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    try:
+        conn.putrequest("POST", "/probe/run")
+        conn.putheader("Content-Type", "application/json")
+        conn.putheader("Idempotency-Key", key)
+        conn.putheader("Content-Length", "9")
+        conn.endheaders(b'{"id": 1}')
+        response = conn.getresponse()
+        status, body = response.status, json.loads(response.read())
+    finally:
+        conn.close()
+    assert status == 400
+    assert f"header Idempotency-Key {said}" in body["detail"]
+    assert body["error"]["exit_code"] == 3
 
 
 def test_with_a_token_every_request_needs_it(tmp_path: Path) -> None:

@@ -10,14 +10,15 @@ from typing import Any
 import pytest
 
 from synapse_nb.compat import CompatibilityError, Contract
-from synapse_nb.errors import PluginTimeout, UsageError
+from synapse_nb.errors import CircuitOpen, PluginTimeout, UsageError
 from synapse_nb.manifest import parse_manifest
 from synapse_nb.serve.auth import Address
 from synapse_nb.serve.calls import check_idempotency_key, deadline_timeout_ms
-from synapse_nb.serve.errors import Unsupported
+from synapse_nb.serve.errors import Malformed
+from synapse_nb.serve.headers import cache_bypass, retry_after_ms, retry_after_s
 from synapse_nb.serve.routing import RouteTable
 from synapse_nb.serve.server import plan_listeners
-from synapse_nb.serve.service import check_replacement
+from synapse_nb.serve.service import check_replacement, plugin_serving
 
 from .serve_helpers import background_server, make_counter
 
@@ -124,11 +125,52 @@ def test_a_deadline_shortens_the_timeout_only_when_it_is_shorter() -> None:
         deadline_timeout_ms(0.01, 1500, plugin="p")
 
 
-def test_an_idempotency_key_is_refused_not_ignored() -> None:
-    check_idempotency_key(None)
-    check_idempotency_key("")
-    with pytest.raises(Unsupported, match="Idempotency-Key is not supported"):
-        check_idempotency_key("k")
+def test_an_idempotency_key_is_checked_and_handed_on() -> None:
+    assert check_idempotency_key(None) is None
+    assert check_idempotency_key("k") == "k"
+    uuid = "0b5d3c9e-8f1a-4c1e-9f55-3a2d1e0c7b11"
+    assert check_idempotency_key(uuid) == uuid
+    assert check_idempotency_key("x" * 255) == "x" * 255
+    with pytest.raises(Malformed, match="Idempotency-Key is empty"):
+        check_idempotency_key("")
+    with pytest.raises(Malformed, match="256 characters long, over the limit of 255"):
+        check_idempotency_key("x" * 256)
+    with pytest.raises(Malformed, match=r"holds '\\n': an idempotency key is printable ASCII"):
+        check_idempotency_key("a\nb")
+    with pytest.raises(Malformed, match="holds 'é'"):
+        check_idempotency_key("clé")
+    with pytest.raises(Malformed, match="starts or ends with a space"):
+        check_idempotency_key(" k")
+
+
+def test_cache_control_no_cache_or_no_store_bypasses_the_cache_and_nothing_else_does() -> None:
+    assert not cache_bypass(None)
+    assert not cache_bypass("")
+    assert cache_bypass("no-cache")
+    assert cache_bypass("No-Store")
+    assert cache_bypass("max-age=0, no-cache")
+    assert not cache_bypass("max-age=60")  # a directive this server does not implement is ignored (RFC 9111)
+    assert not cache_bypass("no-transform")
+
+
+def test_retry_after_is_whole_seconds_rounded_up_and_only_for_an_open_circuit() -> None:
+    opened = CircuitOpen("circuit open", plugin="p", retry_after_ms=1200)
+    assert retry_after_ms(opened) == 1200
+    assert retry_after_s(1200) == 2
+    assert retry_after_s(0) == 1  # half-open: a probe is in flight; never "retry at once"
+    assert retry_after_ms(PluginTimeout("t", plugin="p", timeout_ms=5)) is None
+
+
+def test_health_is_not_serving_while_the_circuit_is_open() -> None:
+    from synapse_nb.manager import ManagedPlugin, Stage
+
+    record = ManagedPlugin(name="p", path=Path("."), stage=Stage.ACTIVE)
+    assert plugin_serving(record, "closed")
+    assert plugin_serving(record, "half-open")
+    assert not plugin_serving(record, "open")
+    assert not plugin_serving(None)
+    record.stage = Stage.FAILED
+    assert not plugin_serving(record, "closed")
 
 
 def counter_version(root: Path, version: str, *, path: str = "/v1/count", name: str = "counter") -> Contract:

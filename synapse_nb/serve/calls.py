@@ -1,4 +1,4 @@
-"""The one seam between a served request and the core pipeline: endpoint key, deadline, idempotency key.
+"""The one seam between a served request and the core pipeline: endpoint key, deadline, idempotency key, cache.
 
 Both transports call :func:`invoke` / :func:`invoke_batch` (from a worker thread: the core blocks), so what a
 request may ask of the core is decided here and only here:
@@ -7,9 +7,11 @@ request may ask of the core is decided here and only here:
 - a client deadline becomes the call's timeout when it is shorter than ``spec.execution.timeout``
   (:func:`deadline_timeout_ms`), handed to the core as ``timeout_ms=``: the worker is stopped at the deadline
   and the caller gets PluginTimeout (exit 5), not only the transport's DEADLINE_EXCEEDED;
-- an idempotency key (``Idempotency-Key`` header, ``idempotency-key`` metadata) is refused with a clear error
-  (:func:`check_idempotency_key`) until the execution policies exist: a key that is accepted and ignored would
-  let a retried call run twice.
+- an idempotency key (``Idempotency-Key`` header, ``idempotency-key`` metadata), checked by
+  :func:`~.headers.check_idempotency_key` (Malformed, 400, for a bad one), is handed on as
+  ``idempotency_key=``: the execution policies run the call once per key and replay its outcome;
+- ``Cache-Control: no-cache`` (header or metadata) is ``cache=False``: the call bypasses the response cache;
+- a batch may ask for ``return_exceptions``: each failed item's error in its place, not the whole batch failed.
 """
 
 from __future__ import annotations
@@ -17,12 +19,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from concurrent.futures import Executor
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..errors import PluginTimeout
 from ..manager import PluginManager
 from ..plugin import Invocation
-from .errors import Unsupported
+from .headers import check_idempotency_key
 from .routing import Route
 
 if TYPE_CHECKING:
@@ -32,6 +35,7 @@ EDGE_MARGIN_MS = 250
 ANSWER_MARGIN_MS = 50  # the error must reach the client before its own deadline fires
 
 __all__ = [
+    "Asked",
     "check_idempotency_key",
     "deadline_timeout_ms",
     "invoke",
@@ -41,16 +45,13 @@ __all__ = [
 ]
 
 
-def check_idempotency_key(key: str | None) -> None:
-    """Refuse a request that carries an idempotency key: the execution policies that honour it do not exist yet.
+@dataclass(frozen=True)
+class Asked:
+    """What a request asks of the core besides its payload (see :mod:`.headers`)."""
 
-    When they land, this is where the key is handed on (``invoke(..., idempotency_key=key)``).
-    """
-    if key:
-        raise Unsupported(
-            "Idempotency-Key is not supported by this server yet (execution policies are not built): "
-            "send the request without it"
-        )
+    idempotency_key: str | None = None
+    cache: bool = True
+    return_exceptions: bool = False
 
 
 def deadline_timeout_ms(remaining_s: float | None, declared_ms: int, *, plugin: str) -> int | None:
@@ -70,20 +71,28 @@ def deadline_timeout_ms(remaining_s: float | None, declared_ms: int, *, plugin: 
     return remaining_ms if remaining_ms < declared_ms else None
 
 
-def invoke(
-    manager: PluginManager, route: Route, payload: Any, *, timeout_ms: int | None, idempotency_key: str | None
-) -> Invocation:
+def invoke(manager: PluginManager, route: Route, payload: Any, *, timeout_ms: int | None, asked: Asked) -> Invocation:
     """One call of ``route`` through the core pipeline (blocking: run it in a worker thread)."""
-    check_idempotency_key(idempotency_key)
-    return manager.invoke(route.plugin, payload, endpoint=route.key, timeout_ms=timeout_ms)
+    key = check_idempotency_key(asked.idempotency_key)
+    return manager.invoke(
+        route.plugin, payload, endpoint=route.key, timeout_ms=timeout_ms, cache=asked.cache, idempotency_key=key
+    )
 
 
 def invoke_batch(
-    manager: PluginManager, route: Route, items: list[Any], *, timeout_ms: int | None, idempotency_key: str | None
+    manager: PluginManager, route: Route, items: list[Any], *, timeout_ms: int | None, asked: Asked
 ) -> Invocation:
-    """``items`` of ``route`` as one ``execute_batch`` (blocking); the result is the list of results."""
-    check_idempotency_key(idempotency_key)
-    return manager.activate(route.plugin).invoke_batch(items, endpoint=route.key, timeout_ms=timeout_ms)
+    """``items`` of ``route`` as ``execute_batch`` calls (blocking); the result is the list of results, with
+    each failed item's :class:`~synapse_nb.errors.SynapseError` in its place when ``asked.return_exceptions``."""
+    key = check_idempotency_key(asked.idempotency_key)
+    return manager.activate(route.plugin).invoke_batch(
+        items,
+        endpoint=route.key,
+        timeout_ms=timeout_ms,
+        cache=asked.cache,
+        idempotency_key=key,
+        return_exceptions=asked.return_exceptions,
+    )
 
 
 def prepare(
@@ -92,7 +101,7 @@ def prepare(
     payload: Any,
     *,
     remaining_s: float | None,
-    idempotency_key: str | None,
+    asked: Asked,
     batch: bool,
 ) -> tuple[int | None, Callable[[], Invocation]]:
     """The call's timeout (None: the declared one) and its blocking work, counted in flight while it runs.
@@ -106,7 +115,7 @@ def prepare(
 
     def work() -> Invocation:
         with service.call(route.plugin):
-            return run(service.manager, route, payload, timeout_ms=timeout_ms, idempotency_key=idempotency_key)
+            return run(service.manager, route, payload, timeout_ms=timeout_ms, asked=asked)
 
     return timeout_ms, work
 
@@ -118,7 +127,7 @@ async def run_in_thread(
     payload: Any,
     *,
     remaining_s: float | None,
-    idempotency_key: str | None,
+    asked: Asked,
     batch: bool,
 ) -> Invocation:
     """Run one call (``batch``: ``payload`` is the list of items) in ``executor``, within the client's deadline.
@@ -126,9 +135,7 @@ async def run_in_thread(
     The HTTP listener comes through here. The call is counted in flight (shutdown and reload wait for it); when
     the deadline passes first, the caller gets PluginTimeout at the deadline.
     """
-    timeout_ms, work = prepare(
-        service, route, payload, remaining_s=remaining_s, idempotency_key=idempotency_key, batch=batch
-    )
+    timeout_ms, work = prepare(service, route, payload, remaining_s=remaining_s, asked=asked, batch=batch)
     future = asyncio.get_running_loop().run_in_executor(executor, work)
     if timeout_ms is None:
         return await future

@@ -12,6 +12,11 @@ A server that serves several plugins needs ``plugin=NAME``; a server started wit
 plugin's own timeout to it. Errors are raised as the same :mod:`synapse_nb.errors` classes, with the same exit
 codes, as the local call would raise; a server that cannot be reached is a RegistryError (exit 9).
 
+Each call takes the keyword arguments of a local plugin's: ``timeout_ms`` (shortens this call's deadline),
+``cache=False`` (sent as ``cache-control: no-cache``: the server bypasses its response cache),
+``idempotency_key=K`` (sent as ``Idempotency-Key``/``idempotency-key``: the server runs the call once per key)
+and, for batches, ``return_exceptions=True`` (each failed item's error in its place, rebuilt as the same class).
+
 Over gRPC, payloads travel as exact JSON text (``payload_json``); over HTTP as the request body. The gRPC
 transport needs the ``grpc`` extra; the HTTP one only the standard library.
 """
@@ -24,24 +29,38 @@ import select
 import threading
 import urllib.parse
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..errors import PluginTimeout, RegistryError, SynapseError, UsageError
+from ..errors import PluginFailed, PluginTimeout, RegistryError, SynapseError, UsageError
 from ..plugin import Invocation
 from .auth import read_token_file
 from .errors import FALLBACK_BY_GRPC, FALLBACK_BY_HTTP, error_from_wire
+from .headers import CACHE_CONTROL, IDEMPOTENCY_KEY, NO_CACHE, check_idempotency_key
 
-__all__ = ["RemotePlugin", "connect"]
+__all__ = ["CallOptions", "RemotePlugin", "connect"]
 
 DEFAULT_CONNECT_TIMEOUT_S = 10.0
 ANSWER_MARGIN_S = 1.0
 
 
+@dataclass(frozen=True)
+class CallOptions:
+    """What one call asks of the server besides its payload (the local API's keyword arguments)."""
+
+    timeout_s: float | None = None  # this call's deadline (None: none)
+    cache: bool = True
+    idempotency_key: str | None = None
+    return_exceptions: bool = False
+
+
 class _Transport(Protocol):
+    timeout: float | None
+
     def plugins(self) -> list[dict[str, Any]]: ...
 
-    def invoke(self, plugin: str, endpoint: str, payload: Any, *, batch: bool) -> Invocation: ...
+    def invoke(self, plugin: str, endpoint: str, payload: Any, *, batch: bool, options: CallOptions) -> Invocation: ...
 
     def close(self) -> None: ...
 
@@ -130,22 +149,57 @@ class RemotePlugin:
             f"{self.name}: {what} is served over {self.over} at {self.url} (have: {', '.join(served) or 'none'})"
         )
 
-    def invoke(self, payload: Any, *, endpoint: str | None = None) -> Invocation:
-        """One call: the validated result and its metadata."""
-        return self._transport.invoke(self.name, self.endpoint_path(endpoint), payload, batch=False)
+    def _options(
+        self, timeout_ms: int | None, cache: bool, idempotency_key: str | None, return_exceptions: bool = False
+    ) -> CallOptions:
+        timeout_s = self._transport.timeout
+        if timeout_ms is not None:
+            if timeout_ms <= 0:
+                raise PluginTimeout("the caller's deadline had already passed", plugin=self.name, timeout_ms=0)
+            timeout_s = min(timeout_s, timeout_ms / 1000) if timeout_s is not None else timeout_ms / 1000
+        key = check_idempotency_key(idempotency_key, where="idempotency_key")
+        return CallOptions(timeout_s, bool(cache), key, bool(return_exceptions))
 
-    def run(self, payload: Any, *, endpoint: str | None = None) -> Any:
+    def invoke(
+        self, payload: Any, *, endpoint: str | None = None, timeout_ms: int | None = None, cache: bool = True,
+        idempotency_key: str | None = None,
+    ) -> Invocation:  # fmt: skip
+        """One call: the validated result and its metadata (keyword arguments as a local plugin's ``invoke``)."""
+        options = self._options(timeout_ms, cache, idempotency_key)
+        return self._transport.invoke(self.name, self.endpoint_path(endpoint), payload, batch=False, options=options)
+
+    def run(
+        self, payload: Any, *, endpoint: str | None = None, timeout_ms: int | None = None, cache: bool = True,
+        idempotency_key: str | None = None,
+    ) -> Any:  # fmt: skip
         """The validated result of one call."""
-        return self.invoke(payload, endpoint=endpoint).result
+        return self.invoke(
+            payload, endpoint=endpoint, timeout_ms=timeout_ms, cache=cache, idempotency_key=idempotency_key
+        ).result
 
-    def invoke_batch(self, items: list[Any], *, endpoint: str | None = None) -> Invocation:
-        """``items`` as one ``execute_batch`` on the server; the result is the list of results."""
+    def invoke_batch(
+        self, items: list[Any], *, endpoint: str | None = None, timeout_ms: int | None = None, cache: bool = True,
+        idempotency_key: str | None = None, return_exceptions: bool = False,
+    ) -> Invocation:  # fmt: skip
+        """``items`` as ``execute_batch`` calls on the server; the result is the list of results (with each failed
+        item's error in its place when ``return_exceptions``, else the first one raised)."""
+        if not isinstance(items, list):
+            raise UsageError(f"a batch is a list of inputs, not {type(items).__name__}", plugin=self.name)
+        options = self._options(timeout_ms, cache, idempotency_key, return_exceptions)
         if not items:
             return Invocation([], {})
-        return self._transport.invoke(self.name, self.endpoint_path(endpoint), list(items), batch=True)
+        return self._transport.invoke(self.name, self.endpoint_path(endpoint), list(items), batch=True,
+                                      options=options)  # fmt: skip
 
-    def run_batch(self, items: list[Any], *, endpoint: str | None = None) -> list[Any]:
-        result: list[Any] = self.invoke_batch(items, endpoint=endpoint).result
+    def run_batch(
+        self, items: list[Any], *, endpoint: str | None = None, timeout_ms: int | None = None, cache: bool = True,
+        idempotency_key: str | None = None, return_exceptions: bool = False,
+    ) -> list[Any]:  # fmt: skip
+        """The results of a batch (see :meth:`invoke_batch`)."""
+        result: list[Any] = self.invoke_batch(
+            items, endpoint=endpoint, timeout_ms=timeout_ms, cache=cache, idempotency_key=idempotency_key,
+            return_exceptions=return_exceptions,
+        ).result  # fmt: skip
         return result
 
     def close(self) -> None:
@@ -175,7 +229,7 @@ class _GrpcTransport:
         self.pb = pb
         self.target = target
         self.timeout = timeout
-        self.metadata = (("authorization", f"Bearer {token}"),) if token else ()
+        self.metadata: tuple[tuple[str, str], ...] = (("authorization", f"Bearer {token}"),) if token else ()
         self.channel = grpc.insecure_channel(
             target, options=[("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)]
         )
@@ -245,26 +299,41 @@ class _GrpcTransport:
             for p in response.plugins
         ]
 
-    def invoke(self, plugin: str, endpoint: str, payload: Any, *, batch: bool) -> Invocation:
+    def invoke(self, plugin: str, endpoint: str, payload: Any, *, batch: bool, options: CallOptions) -> Invocation:
         from .codec import from_value
 
         pb = self.pb
+        metadata = self.metadata
+        if options.idempotency_key is not None:
+            metadata += ((IDEMPOTENCY_KEY, options.idempotency_key),)
+        if not options.cache:
+            metadata += ((CACHE_CONTROL, NO_CACHE),)
         try:
             if batch:
-                first = [pb.InvokeRequest(plugin=plugin, endpoint=endpoint, payload_json=_dumps(payload[0]))]
+                first = [
+                    pb.InvokeRequest(plugin=plugin, endpoint=endpoint, payload_json=_dumps(payload[0]),
+                                     return_exceptions=options.return_exceptions)
+                ]  # fmt: skip
                 rest = (pb.InvokeRequest(payload_json=_dumps(item)) for item in payload[1:])
-                responses = list(self._batch(_chain(first, rest), timeout=self.timeout, metadata=self.metadata))
+                responses = list(self._batch(_chain(first, rest), timeout=options.timeout_s, metadata=metadata))
             else:
                 request = pb.InvokeRequest(plugin=plugin, endpoint=endpoint, payload_json=_dumps(payload))
-                responses = [self._invoke(request, timeout=self.timeout, metadata=self.metadata)]
+                responses = [self._invoke(request, timeout=options.timeout_s, metadata=metadata)]
         except self.grpc.RpcError as error:
             raise self._error(error) from None
-        results = [json.loads(r.result_json) for r in responses]
+        results = [_item(r, plugin) for r in responses]
         meta = {k: from_value(v) for k, v in responses[0].meta.fields.items()} if responses else {}
         return Invocation(results if batch else results[0], meta)
 
     def close(self) -> None:
         self.channel.close()
+
+
+def _item(response: Any, plugin: str) -> Any:
+    """One response's result, or (a batch with return_exceptions) its item's error, rebuilt."""
+    if response.WhichOneof("output") == "error_json":
+        return error_from_wire(response.error_json, fallback=PluginFailed, plugin=plugin)
+    return json.loads(response.result_json)
 
 
 def _chain(first: list[Any], rest: Iterator[Any]) -> Iterator[Any]:
@@ -290,30 +359,38 @@ class _HttpTransport:
         self.timeout = timeout
         self.base = f"http://{f'[{host}]' if ':' in host else host}:{port}"
         self.headers = {"Authorization": f"Bearer {token}"} if token else {}
-        if timeout is not None:
-            self.headers["Synapse-Timeout-Ms"] = str(max(1, int(timeout * 1000)))
         self._local = threading.local()
         self._connections: list[http.client.HTTPConnection] = []
         self._lock = threading.Lock()
 
-    def _connection(self) -> http.client.HTTPConnection:
+    def _connection(self, timeout: float | None) -> http.client.HTTPConnection:
         conn: http.client.HTTPConnection | None = getattr(self._local, "conn", None)
         if conn is not None and conn.sock is not None:
             readable, _, _ = select.select([conn.sock], [], [], 0)
             if readable:  # the server closed this idle keep-alive connection: never send a call into it
                 conn.close()
+        # The server answers 504 at the deadline; the socket waits a little longer to read that answer.
+        wait = timeout + ANSWER_MARGIN_S if timeout is not None else None
         if conn is None:
-            # The server answers 504 at the deadline; the socket waits a little longer to read that answer.
-            wait = self.timeout + ANSWER_MARGIN_S if self.timeout is not None else None
             conn = http.client.HTTPConnection(self.host, self.port, timeout=wait)
             self._local.conn = conn
             with self._lock:
                 self._connections.append(conn)
+        else:
+            conn.timeout = wait
+            if conn.sock is not None:
+                conn.sock.settimeout(wait)
         return conn
 
-    def _request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, Any]:
-        conn = self._connection()
+    def _request(
+        self, method: str, path: str, body: bytes | None = None, *, extra: dict[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> tuple[int, Any]:  # fmt: skip
+        conn = self._connection(timeout)
         headers = dict(self.headers)
+        if timeout is not None:
+            headers["Synapse-Timeout-Ms"] = str(max(1, int(timeout * 1000)))
+        headers.update(extra or {})
         if body is not None:
             headers["Content-Type"] = "application/json"
         try:
@@ -322,7 +399,7 @@ class _HttpTransport:
             data = response.read()
         except TimeoutError:
             conn.close()
-            raise PluginTimeout(f"no answer from {self.base}{path} within {self.timeout} s") from None
+            raise PluginTimeout(f"no answer from {self.base}{path} within {timeout} s") from None
         except (OSError, http.client.HTTPException) as exc:
             conn.close()
             raise RegistryError(f"cannot reach {self.base}{path}: {exc}") from None
@@ -340,18 +417,30 @@ class _HttpTransport:
         return response.status, decoded
 
     def plugins(self) -> list[dict[str, Any]]:
-        _status, body = self._request("GET", "/v1/plugins")
+        _status, body = self._request("GET", "/v1/plugins", timeout=self.timeout)
         plugins = body.get("plugins")
         if not isinstance(plugins, list):
             raise RegistryError(f"{self.base}/v1/plugins did not list plugins")
         return plugins
 
-    def invoke(self, plugin: str, endpoint: str, payload: Any, *, batch: bool) -> Invocation:
+    def invoke(self, plugin: str, endpoint: str, payload: Any, *, batch: bool, options: CallOptions) -> Invocation:
         path = endpoint + ":batch" if batch else endpoint
-        _status, body = self._request(
-            "POST", urllib.parse.quote(path, safe="/:@!$&'()*+,;=-._~"), _dumps(payload).encode()
-        )
-        return Invocation(body.get("result"), body.get("meta") or {})
+        extra = {}
+        if options.idempotency_key is not None:
+            extra["Idempotency-Key"] = options.idempotency_key
+        if not options.cache:
+            extra["Cache-Control"] = NO_CACHE
+        if options.return_exceptions:
+            extra["Synapse-Return-Exceptions"] = "true"
+        quoted = urllib.parse.quote(path, safe="/:@!$&'()*+,;=-._~")
+        _status, body = self._request("POST", quoted, _dumps(payload).encode(), extra=extra, timeout=options.timeout_s)
+        result = body.get("result")
+        errors = body.get("errors")
+        if options.return_exceptions and isinstance(result, list) and isinstance(errors, dict):
+            for index, error in errors.items():
+                if str(index).isdigit() and int(index) < len(result):
+                    result[int(index)] = error_from_wire(error, fallback=PluginFailed, plugin=plugin)
+        return Invocation(result, body.get("meta") or {})
 
     def close(self) -> None:
         with self._lock:

@@ -19,10 +19,10 @@ RegistryError                     9     UNAVAILABLE          503
 SynapseError (a bug)              1     INTERNAL             500
 ================================  ====  ===================  ==========
 
-Besides those, the server's own refusals: a request that is not valid protobuf or JSON (INVALID_ARGUMENT /
-400, exit 3), no such plugin or endpoint (NOT_FOUND / 404, exit 2), a missing or wrong bearer token
-(UNAUTHENTICATED / 401, exit 9), a setting the server cannot honour yet (UNIMPLEMENTED / 501, exit 2), an HTTP
-method a path does not take (405, exit 2).
+Besides those, the server's own refusals: a request that is not valid protobuf or JSON, or a malformed header
+such as ``Idempotency-Key`` (INVALID_ARGUMENT / 400, exit 3), no such plugin or endpoint (NOT_FOUND / 404,
+exit 2), a missing or wrong bearer token (UNAUTHENTICATED / 401, exit 9), an HTTP method a path does not take
+(405, exit 2). A CircuitOpen answer also says when to retry (``Retry-After``, see :mod:`.headers`).
 Pure: no gRPC or Starlette import.
 """
 
@@ -56,7 +56,6 @@ __all__ = [
     "MethodNotAllowed",
     "NotServed",
     "Unauthenticated",
-    "Unsupported",
     "WireStatus",
     "error_from_wire",
     "error_json",
@@ -76,14 +75,6 @@ class NotServed(UsageError):
 
 class MethodNotAllowed(UsageError):
     """An HTTP method a path does not take (405 with ``Allow``; a client sees UsageError, exit 2)."""
-
-
-class Unsupported(UsageError):
-    """The request asks for something this server cannot honour yet (UNIMPLEMENTED / 501; UsageError, exit 2).
-
-    Refusing beats accepting a setting and ignoring it: a retried call with an ``Idempotency-Key`` that ran
-    twice would break the promise the key makes.
-    """
 
 
 class Malformed(InvalidError):
@@ -107,7 +98,6 @@ class WireStatus:
 STATUS: tuple[tuple[type[SynapseError], WireStatus], ...] = (
     (NotServed, WireStatus("NOT_FOUND", 404, "Not Found")),
     (MethodNotAllowed, WireStatus("UNIMPLEMENTED", 405, "Method Not Allowed")),
-    (Unsupported, WireStatus("UNIMPLEMENTED", 501, "Not Implemented")),
     (Malformed, WireStatus("INVALID_ARGUMENT", 400, "Bad Request")),
     (Unauthenticated, WireStatus("UNAUTHENTICATED", 401, "Unauthorized")),
     (UsageError, WireStatus("INVALID_ARGUMENT", 400, "Bad Request")),

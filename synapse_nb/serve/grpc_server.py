@@ -10,13 +10,16 @@ threads from start to end, with no hand-off between an event loop and a worker t
   ``synapse.v1.InvokeResponse``; the services are described to reflection by a descriptor pool built from the
   route table, so ``grpcurl -d '{"text": "hi"}' HOST:PORT v1/analyze`` works;
 - ``grpc.health.v1.Health``: ``""`` (every served plugin), ``synapse.v1.PluginHost`` and one service per
-  plugin name, following :func:`~.service.plugin_serving`; NOT_SERVING for all once shutdown begins;
+  plugin name, following :func:`~.service.plugin_serving` (the lifecycle stage and the circuit breaker: an
+  open circuit is NOT_SERVING); NOT_SERVING for all once shutdown begins;
 - ``grpc.reflection.v1alpha.ServerReflection``.
 
 Requests are parsed here (never by gRPC's deserializers), so a malformed protobuf is a clear INVALID_ARGUMENT
-and the server keeps serving. A client deadline becomes the plugin's timeout (:mod:`.calls`). Errors are
-``google.rpc.Status`` with a ``google.rpc.ErrorInfo`` detail (see :mod:`.errors`). With a token, an
-interceptor refuses every call that does not carry it.
+and the server keeps serving. A client deadline becomes the plugin's timeout (:mod:`.calls`); metadata
+``idempotency-key`` and ``cache-control: no-cache`` go to the execution policies (:mod:`.headers`). Errors are
+``google.rpc.Status`` with a ``google.rpc.ErrorInfo`` detail (see :mod:`.errors`), and, for an open circuit,
+``retry-after`` (seconds) and ``grpc-retry-pushback-ms`` trailing metadata. With a token, an interceptor
+refuses every call that does not carry it.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from . import calls
 from .auth import BearerAuth
 from .codec import from_value, loads, to_struct, to_value
 from .errors import ERROR_DOMAIN, Malformed, Unauthenticated, error_json, status_for
+from .headers import CACHE_CONTROL, IDEMPOTENCY_KEY, cache_bypass, check_idempotency_key, retry_after_ms, retry_after_s
 from .proto.synapse.v1 import plugin_host_pb2 as pb
 from .routing import Route, RouteTable
 from .service import PluginService
@@ -71,7 +75,22 @@ def rich_status(exc: SynapseError) -> grpc.Status:
     detail = any_pb2.Any()
     detail.Pack(info)
     code = grpc.StatusCode[status_for(exc).grpc]
-    return rpc_status.to_status(status_pb2.Status(code=code.value[0], message=str(exc)[:1000], details=[detail]))
+    status = rpc_status.to_status(status_pb2.Status(code=code.value[0], message=str(exc)[:1000], details=[detail]))
+    wait_ms = retry_after_ms(exc)
+    if wait_ms is None:
+        return status
+    # An open circuit: when to try again, in seconds (as HTTP's Retry-After) and as gRPC's own retry pushback.
+    extra = (("retry-after", str(retry_after_s(wait_ms))), ("grpc-retry-pushback-ms", str(max(wait_ms, 1))))
+    return _Status(status.code, status.details, (*status.trailing_metadata, *extra))
+
+
+class _Status(grpc.Status):  # type: ignore[misc]
+    """A ``grpc.Status`` (what ``abort_with_status`` takes) with trailing metadata of our own."""
+
+    def __init__(self, code: grpc.StatusCode, details: str, trailing_metadata: tuple[tuple[str, Any], ...]) -> None:
+        self.code = code
+        self.details = details
+        self.trailing_metadata = trailing_metadata
 
 
 def _abort(context: grpc.ServicerContext, exc: SynapseError) -> NoReturn:
@@ -299,15 +318,20 @@ class GrpcListener:
         self.pool.shutdown(wait=False, cancel_futures=True)
 
     # -- calls -------------------------------------------------------------------------------------------------
-    def call(self, route: Route, payload: Any, context: grpc.ServicerContext, *, batch: bool) -> Invocation:
-        """Run ``payload`` (a list of items for a batch) on this thread, within the client's deadline."""
+    def call(
+        self, route: Route, payload: Any, context: grpc.ServicerContext, *, batch: bool, return_exceptions: bool = False
+    ) -> Invocation:
+        """Run ``payload`` (a list of items for a batch) on this thread, within the client's deadline, with the
+        idempotency key and cache bypass its metadata asks for."""
+        asked = calls.Asked(
+            idempotency_key=check_idempotency_key(
+                _metadata(context, IDEMPOTENCY_KEY), where="metadata idempotency-key"
+            ),
+            cache=not cache_bypass(_metadata(context, CACHE_CONTROL)),
+            return_exceptions=return_exceptions,
+        )
         _timeout_ms, work = calls.prepare(
-            self.service,
-            route,
-            payload,
-            remaining_s=context.time_remaining(),
-            idempotency_key=_metadata(context, "idempotency-key"),
-            batch=batch,
+            self.service, route, payload, remaining_s=context.time_remaining(), asked=asked, batch=batch
         )
         return work()
 
@@ -325,6 +349,7 @@ class GrpcListener:
         try:
             route: Route | None = None
             as_json = False
+            return_exceptions = False
             items: list[Any] = []
             total = 0
             for raw in requests:
@@ -344,6 +369,7 @@ class GrpcListener:
                 message = _parse(pb.InvokeRequest, raw, "synapse.v1.InvokeRequest")
                 if route is None:
                     route = self.service.routes.resolve(message.plugin, message.endpoint, over="grpc")
+                    return_exceptions = message.return_exceptions
                 elif (message.plugin and message.plugin != route.plugin) or (
                     message.endpoint and message.endpoint not in (route.key, route.path)
                 ):
@@ -355,11 +381,18 @@ class GrpcListener:
                 items.append(payload)
             if route is None:
                 return
-            invocation = self.call(route, items, context, batch=True)
+            invocation = self.call(route, items, context, batch=True, return_exceptions=return_exceptions)
         except SynapseError as exc:
             _abort(context, exc)
         for i, result in enumerate(invocation.result):
-            yield bytes(_response(result, invocation.meta if i == 0 else None, as_json=as_json).SerializeToString())
+            meta = invocation.meta if i == 0 else None
+            if isinstance(result, SynapseError):  # asked for with return_exceptions: this item's error in its place
+                failed = pb.InvokeResponse(error_json=json.dumps(error_json(result), default=str))
+                if meta:
+                    to_struct(meta, failed.meta)
+                yield bytes(failed.SerializeToString())
+            else:
+                yield bytes(_response(result, meta, as_json=as_json).SerializeToString())
 
     def _list_plugins(self, request: bytes, context: grpc.ServicerContext) -> bytes:
         try:

@@ -11,8 +11,11 @@ Routes:
 
 Every error is RFC 9457 problem details (``application/problem+json``, see :mod:`.errors`). Request bodies are
 read up to a bound (413 past it), must be JSON (``Content-Type: application/json`` or none), and are parsed
-here with a clear 400 for anything malformed. ``Idempotency-Key`` is refused until the execution policies
-exist (501); ``Synapse-Timeout-Ms: N`` is the client's deadline, as a gRPC deadline is.
+here with a clear 400 for anything malformed. ``Synapse-Timeout-Ms: N`` is the client's deadline, as a gRPC
+deadline is; ``Idempotency-Key: K`` runs the call once per key (the answer says ``Idempotent-Replayed``);
+``Cache-Control: no-cache`` bypasses the response cache; ``Synapse-Return-Exceptions: true`` makes a batch
+answer each failed item's error in its place (``{"result": [...], "errors": {"INDEX": ERROR}, "meta"}``). An
+open circuit is 503 with ``Retry-After`` (see :mod:`.headers`).
 """
 
 from __future__ import annotations
@@ -35,7 +38,8 @@ from ..errors import ResourceLimitExceeded, SynapseError
 from . import calls
 from .auth import Address, BearerAuth
 from .codec import loads
-from .errors import Malformed, MethodNotAllowed, NotServed, Unauthenticated, problem_details, status_for
+from .errors import Malformed, MethodNotAllowed, NotServed, Unauthenticated, error_json, problem_details, status_for
+from .headers import cache_bypass, check_idempotency_key, flag, retry_after_ms, retry_after_s
 from .routing import BATCH_SUFFIX, RESERVED_HTTP_PATHS
 from .service import PluginService
 
@@ -43,8 +47,11 @@ __all__ = ["MAX_BATCH_ITEMS", "TIMEOUT_HEADER", "HttpListener", "create_app"]
 
 MAX_BATCH_ITEMS = 10_000
 TIMEOUT_HEADER = b"synapse-timeout-ms"
+RETURN_EXCEPTIONS = b"synapse-return-exceptions"
 _JSON_TYPES = ("application/json", "text/json")
-_HEADERS = frozenset({b"content-type", b"content-length", TIMEOUT_HEADER, b"idempotency-key"})
+_HEADERS = frozenset(
+    {b"content-type", b"content-length", TIMEOUT_HEADER, b"idempotency-key", b"cache-control", RETURN_EXCEPTIONS}
+)
 
 Scope = MutableMapping[str, Any]
 ASGIApp = Callable[[Scope, Any, Any], Awaitable[None]]
@@ -56,6 +63,9 @@ def problem(exc: SynapseError, instance: str | None = None, headers: dict[str, s
     extra = dict(headers or {})
     if isinstance(exc, Unauthenticated):
         extra["WWW-Authenticate"] = 'Bearer realm="synapse"'
+    wait_ms = retry_after_ms(exc)
+    if wait_ms is not None:
+        extra["Retry-After"] = str(retry_after_s(wait_ms))
     return JSONResponse(
         problem_details(exc, status, instance=instance),
         status_code=status.http,
@@ -103,6 +113,23 @@ def _deadline(headers: dict[bytes, bytes]) -> float | None:
     return int(value) / 1000
 
 
+def _text(headers: dict[bytes, bytes], name: bytes) -> str | None:
+    value = headers.get(name)
+    return value.decode("latin-1") if value is not None else None
+
+
+def _asked(headers: dict[bytes, bytes], *, batch: bool) -> calls.Asked:
+    """The idempotency key, cache bypass and (batches) return_exceptions a request's headers ask for."""
+    return_exceptions = flag(_text(headers, RETURN_EXCEPTIONS), where="header Synapse-Return-Exceptions")
+    if return_exceptions and not batch:
+        raise Malformed("header Synapse-Return-Exceptions is for a batch (POST PATH:batch)")
+    return calls.Asked(
+        idempotency_key=check_idempotency_key(_text(headers, b"idempotency-key"), where="header Idempotency-Key"),
+        cache=not cache_bypass(_text(headers, b"cache-control")),
+        return_exceptions=return_exceptions,
+    )
+
+
 def _check_content_type(headers: dict[bytes, bytes]) -> None:
     content_type = headers.get(b"content-type", b"").split(b";", 1)[0].strip().lower().decode("latin-1")
     if content_type and content_type not in _JSON_TYPES and not content_type.endswith("+json"):
@@ -147,28 +174,25 @@ class _Endpoints:
                     limit="max_batch_items",
                     value=MAX_BATCH_ITEMS,
                 )
-            key = headers.get(b"idempotency-key")
+            asked = _asked(headers, batch=batch)
             invocation = await calls.run_in_thread(
-                self.service,
-                self.executor,
-                route,
-                payload,
-                remaining_s=remaining,
-                idempotency_key=key.decode("latin-1") if key is not None else None,
-                batch=batch,
+                self.service, self.executor, route, payload, remaining_s=remaining, asked=asked, batch=batch
             )
         except SynapseError as exc:
             await problem(exc, path)(scope, receive, send)
             return
-        body = json.dumps(
-            {"result": invocation.result, "meta": invocation.meta},
-            ensure_ascii=False,
-            allow_nan=False,
-            separators=(",", ":"),
-        ).encode()
-        start = {"type": "http.response.start", "status": 200}
-        start["headers"] = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-        await send(start)
+        answer: dict[str, Any] = {"result": invocation.result}
+        if asked.return_exceptions:  # each failed item's error in its place; its result is null
+            results = invocation.result
+            answer["result"] = [None if isinstance(r, SynapseError) else r for r in results]
+            answer["errors"] = {str(i): error_json(r) for i, r in enumerate(results) if isinstance(r, SynapseError)}
+        answer["meta"] = invocation.meta
+        body = json.dumps(answer, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+        answer_headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        if asked.idempotency_key is not None:  # as Stripe's: whether this answer is the first call's, replayed
+            replayed = invocation.meta.get("idempotency") == "replayed"
+            answer_headers.append((b"idempotent-replayed", b"true" if replayed else b"false"))
+        await send({"type": "http.response.start", "status": 200, "headers": answer_headers})
         await send({"type": "http.response.body", "body": body})
 
 

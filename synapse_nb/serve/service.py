@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,6 +24,7 @@ from ..inprocess import InProcessPlugin
 from ..manager import LifecycleEvent, ManagedPlugin, PluginManager, Stage
 from ..manifest import Manifest
 from ..plugin import Plugin
+from ..policies.circuit import CLOSED, HALF_OPEN, OPEN
 from ..schemas import INPUT_SCHEMA, OUTPUT_SCHEMA
 from .routing import RouteTable, served_listeners
 
@@ -32,14 +34,14 @@ if TYPE_CHECKING:
 __all__ = ["PluginService", "check_replacement", "plugin_serving"]
 
 
-def plugin_serving(record: ManagedPlugin | None) -> bool:
-    """Whether a served plugin answers SERVING to health checks: known and not FAILED.
+def plugin_serving(record: ManagedPlugin | None, circuit: str = CLOSED) -> bool:
+    """Whether a served plugin answers SERVING to health checks: known, not FAILED, and its circuit not open.
 
-    The hook for the execution policies: when the circuit breaker lands, a plugin whose circuit is open is
-    NOT_SERVING too (``and record.circuit != "open"``), and health follows it through :meth:`PluginService.
-    notify_health`, which the breaker calls on every circuit transition.
+    ``circuit`` is the breaker's state as health sees it (:meth:`PluginService.circuit`): ``open`` while calls
+    are refused; an open circuit whose next probe is due counts as ``half-open`` (SERVING), so that a load
+    balancer that follows health sends the probe that can close it.
     """
-    return record is not None and record.stage is not Stage.FAILED
+    return record is not None and record.stage is not Stage.FAILED and circuit != OPEN
 
 
 def _same_name(old: str, new: str) -> None:
@@ -94,6 +96,8 @@ class PluginService:
         self._replacing: set[str] = set()
         self._health_listeners: list[Callable[[str, bool], None]] = []
         self._unsubscribe: Callable[[], None] | None = None
+        self._probe_timers: dict[str, threading.Timer] = {}
+        self._closed = False
 
     # -- activation --------------------------------------------------------------------------------------------
     def activate(self) -> None:
@@ -161,13 +165,51 @@ class PluginService:
         """Call ``listener(plugin, serving)`` whenever a served plugin's health may have changed."""
         self._health_listeners.append(listener)
 
+    def circuit(self, name: str) -> str:
+        """The circuit state health follows (``manager.circuit_state``); ``open`` becomes ``half-open`` once the
+        next probe is due (the record says open until a call takes the probe)."""
+        try:
+            state = self.manager.circuit_state(name)
+        except SynapseError:  # not known (any more): the stage says NOT_SERVING
+            return CLOSED
+        if state == OPEN and self._probe_in_ms(name) <= 0:
+            return HALF_OPEN
+        return state
+
+    def _probe_in_ms(self, name: str) -> int:
+        """Milliseconds until an open circuit lets its next probe through (0: now)."""
+        record = self.manager.plugins.get(name)
+        plugin = record.plugin if record is not None else None
+        if plugin is None:
+            return 0
+        until = int(plugin.policies.circuit.snapshot().get("until", 0))
+        return max(0, until - int(time.time() * 1000))
+
     def serving(self, name: str) -> bool:
-        return plugin_serving(self.manager.plugins.get(name))
+        return plugin_serving(self.manager.plugins.get(name), self.circuit(name))
 
     def notify_health(self, name: str) -> None:
-        serving = self.serving(name)
+        circuit = self.circuit(name)
+        serving = plugin_serving(self.manager.plugins.get(name), circuit)
+        if circuit == OPEN:
+            self._recheck_at_probe(name)
         for listener in list(self._health_listeners):
             listener(name, serving)
+
+    def _recheck_at_probe(self, name: str) -> None:
+        """Health again when the open circuit's next probe is due: nothing else happens then (no call arrives
+        while health says NOT_SERVING), and it must go SERVING for the probe to come."""
+        wait_s = self._probe_in_ms(name) / 1000 + 0.01
+        with self._cond:
+            if self._closed:
+                return
+            old = self._probe_timers.pop(name, None)
+            if old is not None:
+                old.cancel()
+            timer = threading.Timer(wait_s, self.notify_health, args=(name,))
+            timer.daemon = True
+            self._probe_timers[name] = timer
+        timer.start()
 
     def health(self) -> dict[str, bool]:
         return {name: self.serving(name) for name in self.names}
@@ -232,6 +274,7 @@ class PluginService:
                     "name": name,
                     "version": str(manifest.version),
                     "serving": self.serving(name),
+                    "circuit": self.circuit(name),
                     "interfaces": interfaces,
                     "schemas": {"input": schemas.get(INPUT_SCHEMA, True), "output": schemas.get(OUTPUT_SCHEMA, True)},
                 }
@@ -294,5 +337,10 @@ class PluginService:
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
+        with self._cond:
+            self._closed = True
+            timers, self._probe_timers = list(self._probe_timers.values()), {}
+        for timer in timers:
+            timer.cancel()
         if self.owns_plugins:
             self.manager.teardown_all()  # each handler's teardown; final state saved (errors go on the records)

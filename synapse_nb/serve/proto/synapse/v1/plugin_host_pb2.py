@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1csynapse/v1/plugin_host.proto\x12\nsynapse.v1\x1a\x1cgoogle/protobuf/struct.proto\"}\n\rInvokeRequest\x12\x0e\n\x06plugin\x18\x01 \x01(\t\x12\x10\n\x08\x65ndpoint\x18\x02 \x01(\t\x12)\n\x07payload\x18\x03 \x01(\x0b\x32\x16.google.protobuf.ValueH\x00\x12\x16\n\x0cpayload_json\x18\x04 \x01(\tH\x00\x42\x07\n\x05input\"\x82\x01\n\x0eInvokeResponse\x12(\n\x06result\x18\x01 \x01(\x0b\x32\x16.google.protobuf.ValueH\x00\x12\x15\n\x0bresult_json\x18\x02 \x01(\tH\x00\x12%\n\x04meta\x18\x03 \x01(\x0b\x32\x17.google.protobuf.StructB\x08\n\x06output\"\x14\n\x12ListPluginsRequest\">\n\x13ListPluginsResponse\x12\'\n\x07plugins\x18\x01 \x03(\x0b\x32\x16.synapse.v1.PluginInfo\"\xb3\x01\n\nPluginInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12)\n\ninterfaces\x18\x03 \x03(\x0b\x32\x15.synapse.v1.Interface\x12,\n\x0cinput_schema\x18\x04 \x01(\x0b\x32\x16.google.protobuf.Value\x12-\n\routput_schema\x18\x05 \x01(\x0b\x32\x16.google.protobuf.Value\"\xab\x01\n\tInterface\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x10\n\x08protocol\x18\x02 \x01(\t\x12\x37\n\tendpoints\x18\x03 \x03(\x0b\x32$.synapse.v1.Interface.EndpointsEntry\x12\x13\n\x0bserved_over\x18\x04 \x03(\t\x1a\x30\n\x0e\x45ndpointsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x32\xe7\x01\n\nPluginHost\x12?\n\x06Invoke\x12\x19.synapse.v1.InvokeRequest\x1a\x1a.synapse.v1.InvokeResponse\x12H\n\x0bInvokeBatch\x12\x19.synapse.v1.InvokeRequest\x1a\x1a.synapse.v1.InvokeResponse(\x01\x30\x01\x12N\n\x0bListPlugins\x12\x1e.synapse.v1.ListPluginsRequest\x1a\x1f.synapse.v1.ListPluginsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1csynapse/v1/plugin_host.proto\x12\nsynapse.v1\x1a\x1cgoogle/protobuf/struct.proto\"\x98\x01\n\rInvokeRequest\x12\x0e\n\x06plugin\x18\x01 \x01(\t\x12\x10\n\x08\x65ndpoint\x18\x02 \x01(\t\x12)\n\x07payload\x18\x03 \x01(\x0b\x32\x16.google.protobuf.ValueH\x00\x12\x16\n\x0cpayload_json\x18\x04 \x01(\tH\x00\x12\x19\n\x11return_exceptions\x18\x05 \x01(\x08\x42\x07\n\x05input\"\x98\x01\n\x0eInvokeResponse\x12(\n\x06result\x18\x01 \x01(\x0b\x32\x16.google.protobuf.ValueH\x00\x12\x15\n\x0bresult_json\x18\x02 \x01(\tH\x00\x12\x14\n\nerror_json\x18\x04 \x01(\tH\x00\x12%\n\x04meta\x18\x03 \x01(\x0b\x32\x17.google.protobuf.StructB\x08\n\x06output\"\x14\n\x12ListPluginsRequest\">\n\x13ListPluginsResponse\x12\'\n\x07plugins\x18\x01 \x03(\x0b\x32\x16.synapse.v1.PluginInfo\"\xb3\x01\n\nPluginInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12)\n\ninterfaces\x18\x03 \x03(\x0b\x32\x15.synapse.v1.Interface\x12,\n\x0cinput_schema\x18\x04 \x01(\x0b\x32\x16.google.protobuf.Value\x12-\n\routput_schema\x18\x05 \x01(\x0b\x32\x16.google.protobuf.Value\"\xab\x01\n\tInterface\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x10\n\x08protocol\x18\x02 \x01(\t\x12\x37\n\tendpoints\x18\x03 \x03(\x0b\x32$.synapse.v1.Interface.EndpointsEntry\x12\x13\n\x0bserved_over\x18\x04 \x03(\t\x1a\x30\n\x0e\x45ndpointsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x32\xe7\x01\n\nPluginHost\x12?\n\x06Invoke\x12\x19.synapse.v1.InvokeRequest\x1a\x1a.synapse.v1.InvokeResponse\x12H\n\x0bInvokeBatch\x12\x19.synapse.v1.InvokeRequest\x1a\x1a.synapse.v1.InvokeResponse(\x01\x30\x01\x12N\n\x0bListPlugins\x12\x1e.synapse.v1.ListPluginsRequest\x1a\x1f.synapse.v1.ListPluginsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,20 +34,20 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_INTERFACE_ENDPOINTSENTRY']._loaded_options = None
   _globals['_INTERFACE_ENDPOINTSENTRY']._serialized_options = b'8\001'
-  _globals['_INVOKEREQUEST']._serialized_start=74
-  _globals['_INVOKEREQUEST']._serialized_end=199
-  _globals['_INVOKERESPONSE']._serialized_start=202
-  _globals['_INVOKERESPONSE']._serialized_end=332
-  _globals['_LISTPLUGINSREQUEST']._serialized_start=334
-  _globals['_LISTPLUGINSREQUEST']._serialized_end=354
-  _globals['_LISTPLUGINSRESPONSE']._serialized_start=356
-  _globals['_LISTPLUGINSRESPONSE']._serialized_end=418
-  _globals['_PLUGININFO']._serialized_start=421
-  _globals['_PLUGININFO']._serialized_end=600
-  _globals['_INTERFACE']._serialized_start=603
-  _globals['_INTERFACE']._serialized_end=774
-  _globals['_INTERFACE_ENDPOINTSENTRY']._serialized_start=726
-  _globals['_INTERFACE_ENDPOINTSENTRY']._serialized_end=774
-  _globals['_PLUGINHOST']._serialized_start=777
-  _globals['_PLUGINHOST']._serialized_end=1008
+  _globals['_INVOKEREQUEST']._serialized_start=75
+  _globals['_INVOKEREQUEST']._serialized_end=227
+  _globals['_INVOKERESPONSE']._serialized_start=230
+  _globals['_INVOKERESPONSE']._serialized_end=382
+  _globals['_LISTPLUGINSREQUEST']._serialized_start=384
+  _globals['_LISTPLUGINSREQUEST']._serialized_end=404
+  _globals['_LISTPLUGINSRESPONSE']._serialized_start=406
+  _globals['_LISTPLUGINSRESPONSE']._serialized_end=468
+  _globals['_PLUGININFO']._serialized_start=471
+  _globals['_PLUGININFO']._serialized_end=650
+  _globals['_INTERFACE']._serialized_start=653
+  _globals['_INTERFACE']._serialized_end=824
+  _globals['_INTERFACE_ENDPOINTSENTRY']._serialized_start=776
+  _globals['_INTERFACE_ENDPOINTSENTRY']._serialized_end=824
+  _globals['_PLUGINHOST']._serialized_start=827
+  _globals['_PLUGINHOST']._serialized_end=1058
 # @@protoc_insertion_point(module_scope)

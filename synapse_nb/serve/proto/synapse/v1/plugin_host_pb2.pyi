@@ -8,26 +8,30 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class InvokeRequest(_message.Message):
-    __slots__ = ("plugin", "endpoint", "payload", "payload_json")
+    __slots__ = ("plugin", "endpoint", "payload", "payload_json", "return_exceptions")
     PLUGIN_FIELD_NUMBER: _ClassVar[int]
     ENDPOINT_FIELD_NUMBER: _ClassVar[int]
     PAYLOAD_FIELD_NUMBER: _ClassVar[int]
     PAYLOAD_JSON_FIELD_NUMBER: _ClassVar[int]
+    RETURN_EXCEPTIONS_FIELD_NUMBER: _ClassVar[int]
     plugin: str
     endpoint: str
     payload: _struct_pb2.Value
     payload_json: str
-    def __init__(self, plugin: _Optional[str] = ..., endpoint: _Optional[str] = ..., payload: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., payload_json: _Optional[str] = ...) -> None: ...
+    return_exceptions: bool
+    def __init__(self, plugin: _Optional[str] = ..., endpoint: _Optional[str] = ..., payload: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., payload_json: _Optional[str] = ..., return_exceptions: _Optional[bool] = ...) -> None: ...
 
 class InvokeResponse(_message.Message):
-    __slots__ = ("result", "result_json", "meta")
+    __slots__ = ("result", "result_json", "error_json", "meta")
     RESULT_FIELD_NUMBER: _ClassVar[int]
     RESULT_JSON_FIELD_NUMBER: _ClassVar[int]
+    ERROR_JSON_FIELD_NUMBER: _ClassVar[int]
     META_FIELD_NUMBER: _ClassVar[int]
     result: _struct_pb2.Value
     result_json: str
+    error_json: str
     meta: _struct_pb2.Struct
-    def __init__(self, result: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., result_json: _Optional[str] = ..., meta: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+    def __init__(self, result: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., result_json: _Optional[str] = ..., error_json: _Optional[str] = ..., meta: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
 
 class ListPluginsRequest(_message.Message):
     __slots__ = ()
