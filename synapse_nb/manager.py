@@ -546,13 +546,36 @@ class PluginManager:
         if self._observers and (before == 0) != (record.in_flight == 0):
             self._move(record, Stage.ACTIVE, activity="executing" if record.in_flight else "idle")
 
+    def invoke_batch(
+        self, name: str, items: list[Any], *, endpoint: str | None = None, timeout_ms: int | None = None,
+        cache: bool = True, idempotency_key: str | None = None, return_exceptions: bool = False,
+    ) -> Invocation:  # fmt: skip
+        """A batch of calls with its metadata (see :meth:`Plugin.invoke_batch
+        <synapse_nb.plugin.Plugin.invoke_batch>`); counted as executing while it runs, like :meth:`invoke`."""
+        plugin = self._active(name)
+        record = self.plugins[plugin.name]
+        self._busy(record, +1)
+        try:
+            return plugin.invoke_batch(
+                items,
+                endpoint=endpoint,
+                timeout_ms=timeout_ms,
+                cache=cache,
+                idempotency_key=idempotency_key,
+                return_exceptions=return_exceptions,
+            )
+        finally:
+            self._busy(record, -1)
+
     def run_batch(
         self, name: str, items: list[Any], *, endpoint: str | None = None, cache: bool = True,
         idempotency_key: str | None = None, return_exceptions: bool = False,
     ) -> list[Any]:  # fmt: skip
         """A batch of calls (see :meth:`Plugin.run_batch <synapse_nb.plugin.Plugin.run_batch>`)."""
-        return self._active(name).run_batch(items, endpoint=endpoint, cache=cache, idempotency_key=idempotency_key,
-                                            return_exceptions=return_exceptions)  # fmt: skip
+        result: list[Any] = self.invoke_batch(name, items, endpoint=endpoint, cache=cache,
+                                              idempotency_key=idempotency_key,
+                                              return_exceptions=return_exceptions).result  # fmt: skip
+        return result
 
     def submit(self, name: str, payload: Any, *, cache: bool = True, idempotency_key: str | None = None) -> Job:
         """Queue one call (async trigger); returns a :class:`~synapse_nb.jobs.Job` at once."""

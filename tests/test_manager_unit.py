@@ -159,6 +159,17 @@ def test_counts_events_and_metadata_come_from_one_pipeline(plugin_dir: Path, man
     assert (row["calls"], row["errors"]) == (3, 3)
 
 
+def test_a_managed_batch_is_executing_while_it_runs(plugin_dir: Path, manager: PluginManager) -> None:
+    manager.load(plugin_dir)
+    events: list[LifecycleEvent] = []
+    manager.subscribe(events.append)
+    invocation = manager.invoke_batch("echo-plugin", ["a", "b"])
+    assert invocation.result == [{"echo": "a"}, {"echo": "b"}]
+    assert invocation.meta["batch_size"] == 2
+    assert manager.run_batch("echo-plugin", ["c"]) == [{"echo": "c"}]
+    assert [e.activity for e in events if e.stage is Stage.ACTIVE] == ["executing", "idle"] * 2
+
+
 def test_jobs_go_through_the_same_checks(plugin_dir: Path, manager: PluginManager) -> None:
     plugin = manager.load(plugin_dir)
     jobs = [plugin.submit({"n": i}) for i in range(5)]

@@ -85,7 +85,8 @@ def invoke_batch(
     """``items`` of ``route`` as ``execute_batch`` calls (blocking); the result is the list of results, with
     each failed item's :class:`~synapse_nb.errors.SynapseError` in its place when ``asked.return_exceptions``."""
     key = check_idempotency_key(asked.idempotency_key)
-    return manager.activate(route.plugin).invoke_batch(
+    return manager.invoke_batch(
+        route.plugin,
         items,
         endpoint=route.key,
         timeout_ms=timeout_ms,
