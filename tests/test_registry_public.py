@@ -77,3 +77,20 @@ def test_the_project_certificate_and_index_stay_valid_for_years() -> None:
     assert (ca.not_valid_after_utc - utc()).days > 365 * 2
     assert (public_index().index.expires - utc()).days > 365
     assert not [p for p in PUBLIC_DIR.rglob("*") if p.is_file() and b" ".join([b"PRIVATE", b"KEY"]) in p.read_bytes()]
+
+
+@pytest.mark.parametrize("name", ["record-normalizer", "threshold-alert", "iris-classifier"])
+def test_a_public_plugin_installs_and_passes_its_own_tests_in_the_jail(
+    name: str, synapse_home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from .sandbox_helpers import require_nsjail
+
+    require_nsjail()
+    assert cli(["keys", "trust", str(PROJECT_CA)]) == 0
+    assert cli(["plugin", "install", name]) == 0
+    (folder,) = (p for p in (synapse_home / "plugins" / name).iterdir() if p.is_dir())
+    capsys.readouterr()
+    assert cli(["plugin", "test", str(folder), "--json"]) == 0, capsys.readouterr().err
+    report = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert report["ok"] is True
+    assert report["result"]["passed"] >= 1
