@@ -4,7 +4,8 @@
   nsjail configuration, same cgroup placement) running ``python -c "import json"`` until it signals;
 - warm call p50/p99: a no-op call with host-side input and output validation, against a
   ``concurrent.futures.ProcessPoolExecutor`` round trip of the same function and a raw pipe echo to a Python
-  child (the practical floor);
+  child (the practical floor); and, for information, the jail round trip alone (the worker's request without the
+  host-side pipeline) against the same echo;
 - memory: RSS of a warm no-op worker's interpreter;
 - where nsjail's start-up goes: the floor with network namespace, loopback and cgroups switched off in turn
   (informational rows, no target).
@@ -175,9 +176,12 @@ def warm_rows(folder: Path, quick: bool) -> list[Row]:
     rss = plugin.worker.rss_bytes() if plugin.worker else 0
     try:
         with concurrent.futures.ProcessPoolExecutor(max_workers=1) as pool:
+            worker = plugin.worker
+            assert worker is not None
             fns = {
                 "call": lambda: plugin.run(PAYLOAD),
                 "echo": echo,
+                "trip": lambda: worker.call(json.dumps(PAYLOAD).encode()),
                 "pool": lambda: pool.submit(noop, PAYLOAD).result(),
                 "unfrozen": lambda: unfrozen.run(PAYLOAD),
             }
@@ -192,8 +196,9 @@ def warm_rows(folder: Path, quick: bool) -> list[Row]:
     return [
         p50.row("sandbox", "warm call p50", "call", "pool", "ProcessPoolExecutor p50", 0.8),
         p99.row("sandbox", "warm call p99", "call", "pool", "ProcessPoolExecutor p99", 0.8),
-        p50.row("sandbox", "warm call p50", "call", "echo", "raw pipe echo p50", 2.5),
-        p99.row("sandbox", "warm call p99", "call", "echo", "raw pipe echo p99", 2.5),
+        p50.row("sandbox", "warm call p50", "call", "echo", "raw pipe echo p50", 1.5),
+        p99.row("sandbox", "warm call p99", "call", "echo", "raw pipe echo p99", 2.0),
+        p50.row("sandbox", "jail round trip alone p50 (info)", "trip", "echo", "raw pipe echo p50", None),
         p50.row("sandbox", "warm call p50 with the idle freezer", "call", "unfrozen", "same, never frozen", 1.1),
         idle.row("sandbox", "first call after 100 ms idle (thaw)", "frozen", "unfrozen", "same, never frozen", None),
         Row("sandbox", "warm no-op worker RSS", rss / (1 << 20), 30.0, "target 30 MiB", 1.0, unit="MiB"),
